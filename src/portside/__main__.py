@@ -1,0 +1,3 @@
+from portside.cli import main
+
+main()

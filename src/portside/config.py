@@ -1,0 +1,131 @@
+"""Configuration: one validated object, from defaults < YAML file < PORTSIDE_* environment < CLI flags.
+
+Nested fields use `__` in environment variables, e.g. PORTSIDE_DATABASE__URL=postgresql://...
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_yaml_file: ContextVar[Path | None] = ContextVar("portside_yaml_file", default=None)
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person starting the server."""
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(None, description="sqlite:///path or postgresql://user:pass@host:port/db")
+    pool_size: int = Field(10, ge=1, le=200)
+
+
+class FilesystemStorageSettings(BaseModel):
+    driver: Literal["filesystem"] = "filesystem"
+    root: Path | None = Field(None, description="defaults to <data_dir>/storage")
+
+
+class RegistrySettings(BaseModel):
+    max_manifest_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_list_page: int = Field(10_000, ge=1)
+    pull_flush_seconds: float = Field(5.0, gt=0)
+
+
+class LogSettings(BaseModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    access_log: bool = True
+
+
+class TLSSettings(BaseModel):
+    cert: Path | None = None
+    key: Path | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TLSSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("tls.cert and tls.key must be given together")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+    workers: int = Field(0, ge=0, le=256, description="0 = one per CPU core")
+    data_dir: Path = Path("./data")
+    database: DatabaseSettings = DatabaseSettings()
+    storage: FilesystemStorageSettings = FilesystemStorageSettings()
+    registry: RegistrySettings = RegistrySettings()
+    log: LogSettings = LogSettings()
+    tls: TLSSettings = TLSSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{(self.data_dir / 'portside.db').absolute()}"
+
+    @property
+    def storage_root(self) -> Path:
+        return (self.storage.root or self.data_dir / "storage").absolute()
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _yaml_file.get()
+        if path is None:
+            return {}
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of settings at the top level")
+        return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; flags given as `overrides` (None means not given) win over everything."""
+    token = _yaml_file.set(config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    finally:
+        _yaml_file.reset(token)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)

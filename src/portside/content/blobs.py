@@ -1,0 +1,50 @@
+"""Blobs as a repository sees them: linked content, mounts and deletes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from portside.errors import BlobUnknown, InUse, RepositoryUnknown
+from portside.metadata.queries import RegistryQueries
+from portside.oci.digest import Digest
+from portside.storage.ports import BlobStore
+
+
+class BlobService:
+    def __init__(self, store: BlobStore, queries: RegistryQueries) -> None:
+        self.store = store
+        self.queries = queries
+
+    async def size(self, name: str, digest: Digest) -> int:
+        size = await self.queries.blob_size_in_repository(name, str(digest))
+        if size is None:
+            raise BlobUnknown(f"blob {digest} is not in repository {name}")
+        return size
+
+    def local_path(self, digest: Digest) -> Path | None:
+        return self.store.local_path(digest)
+
+    async def redirect_url(self, digest: Digest) -> str | None:
+        return await self.store.redirect_url(digest)
+
+    async def mount(self, name: str, digest: Digest, source: str) -> bool:
+        """Link a blob another repository holds; False when it cannot (the caller then uploads)."""
+        size = await self.queries.blob_size_in_repository(source, str(digest))
+        if size is None or await self.store.stat(digest) is None:
+            return False
+        async with self.queries.db.write() as conn:
+            await self.queries.link_blob(conn, name, str(digest), size)
+        return True
+
+    async def delete(self, name: str, digest: Digest) -> None:
+        async with self.queries.db.write() as conn:
+            repo_id = await self.queries.repository_id(conn, name)
+            if repo_id is None:
+                raise RepositoryUnknown(f"repository {name} is not known to the registry")
+            users = await self.queries.blob_users(conn, repo_id, str(digest))
+            if users:
+                raise InUse(
+                    f"blob {digest} is used by manifest(s) {', '.join(users)} in {name}; delete those first"
+                )
+            if not await self.queries.unlink_blob(conn, repo_id, str(digest)):
+                raise BlobUnknown(f"blob {digest} is not in repository {name}")

@@ -1,0 +1,78 @@
+"""Upload sessions: start, append chunks in order, finish with a verified digest, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable
+
+from portside.errors import UploadUnknown
+from portside.metadata.queries import RegistryQueries, UploadRow
+from portside.oci.digest import Digest, new_hasher
+from portside.storage.ports import BlobStore
+
+
+class UploadService:
+    def __init__(self, store: BlobStore, queries: RegistryQueries) -> None:
+        self.store = store
+        self.queries = queries
+
+    async def start(self, name: str, algorithm: str = "sha256") -> str:
+        new_hasher(algorithm)  # refuse unknown algorithms before creating anything
+        upload_id = str(uuid.uuid4())
+        await self.store.create_upload(upload_id)
+        await self.queries.create_upload(upload_id, name, algorithm)
+        return upload_id
+
+    async def session(self, name: str, upload_id: str) -> UploadRow:
+        row = await self.queries.get_upload(upload_id)
+        if row is None or row.repository != name:
+            raise UploadUnknown(f"upload {upload_id} is unknown to repository {name} (finished or cancelled?)")
+        return row
+
+    async def size(self, name: str, upload_id: str) -> int:
+        await self.session(name, upload_id)
+        return await self.store.upload_size(upload_id)
+
+    async def append(
+        self, name: str, upload_id: str, body: AsyncIterable[bytes], start: int | None
+    ) -> int:
+        row = await self.session(name, upload_id)
+        return await self.store.append(upload_id, row.algorithm, body, start)
+
+    async def finish(
+        self, name: str, upload_id: str, digest: Digest, body: AsyncIterable[bytes] | None, start: int | None
+    ) -> int:
+        row = await self.session(name, upload_id)
+        if body is not None:
+            await self.store.append(upload_id, row.algorithm, body, start)
+        try:
+            size = await self.store.commit_upload(upload_id, row.algorithm, digest)
+        except Exception:
+            await self._forget(upload_id)
+            raise
+        async with self.queries.db.write() as conn:
+            await self.queries.link_blob(conn, name, str(digest), size)
+            await self.queries.delete_upload(conn, upload_id)
+        return size
+
+    async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
+        upload_id = await self.start(name, digest.algorithm)
+        try:
+            return await self.finish(name, upload_id, digest, body, None)
+        except BaseException:
+            await self.cancel(name, upload_id, missing_ok=True)
+            raise
+
+    async def cancel(self, name: str, upload_id: str, *, missing_ok: bool = False) -> None:
+        try:
+            await self.session(name, upload_id)
+        except UploadUnknown:
+            if missing_ok:
+                return
+            raise
+        await self.store.cancel_upload(upload_id)
+        await self._forget(upload_id)
+
+    async def _forget(self, upload_id: str) -> None:
+        async with self.queries.db.write() as conn:
+            await self.queries.delete_upload(conn, upload_id)

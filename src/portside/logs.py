@@ -1,0 +1,78 @@
+"""Logging setup and the access log (text or JSON lines). Secrets never reach it: no headers are logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portside.config import LogSettings
+
+access_log = logging.getLogger("portside.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, separators=(",", ":"))
+
+
+def configure_logging(settings: LogSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("portside")
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level.upper())
+    root.propagate = False
+
+
+class AccessLogMiddleware:
+    """One line per request: method, path (no query string: it may carry tokens), status, bytes, time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+        sent = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            client = scope.get("client")
+            fields = {
+                "method": scope["method"], "path": scope["path"], "status": status or 500, "bytes": sent,
+                "duration_ms": round(ms, 2), "client": client[0] if client else None,
+            }
+            access_log.info(
+                "%s %s %s %.1fms", scope["method"], scope["path"], status or 500, ms, extra={"fields": fields}
+            )

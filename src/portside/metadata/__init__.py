@@ -1,0 +1,1 @@
+"""Registry metadata on SQLAlchemy: tables, the database handle and the queries the registry runs."""

@@ -1,0 +1,306 @@
+"""The registry's reads and writes, in SQLAlchemy Core (no ORM overhead on hot paths).
+
+Every write method takes the open transaction from `Database.write()` so a service can group
+several steps into one atomic change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from portside.metadata.database import Database
+from portside.metadata.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
+
+repos = Repository.__table__
+blobs = Blob.__table__
+links = RepositoryBlob.__table__
+manifests = Manifest.__table__
+refs = ManifestReference.__table__
+tags = Tag.__table__
+uploads = Upload.__table__
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    id: int
+    digest: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrerRow:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    id: str
+    repository: str
+    algorithm: str
+    created_at: datetime
+
+
+class RegistryQueries:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+
+    # -- repositories --------------------------------------------------------------------------
+
+    async def repository_id(self, conn: AsyncConnection, name: str) -> int | None:
+        return (await conn.execute(select(repos.c.id).where(repos.c.name == name))).scalar()
+
+    async def ensure_repository(self, conn: AsyncConnection, name: str) -> int:
+        ts = now()
+        stmt = self._insert(repos).values(name=name, created_at=ts, updated_at=ts, pull_count=0)
+        await conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+        repo_id = await self.repository_id(conn, name)
+        assert repo_id is not None
+        return repo_id
+
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+        query = select(repos.c.name).order_by(repos.c.name)
+        if last:
+            query = query.where(repos.c.name > last)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.db.read() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    async def blob_size_in_repository(self, name: str, digest: str) -> int | None:
+        query = (
+            select(blobs.c.size)
+            .select_from(repos.join(links, links.c.repository_id == repos.c.id).join(
+                blobs, blobs.c.digest == links.c.digest))
+            .where(repos.c.name == name, links.c.digest == digest)
+        )
+        async with self.db.read() as conn:
+            return (await conn.execute(query)).scalar()
+
+    async def blob_size(self, conn: AsyncConnection, digest: str) -> int | None:
+        return (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
+
+    async def link_blob(self, conn: AsyncConnection, name: str, digest: str, size: int) -> None:
+        repo_id = await self.ensure_repository(conn, name)
+        ts = now()
+        await conn.execute(
+            self._insert(blobs).values(digest=digest, size=size, created_at=ts)
+            .on_conflict_do_nothing(index_elements=["digest"])
+        )
+        stmt = self._insert(links).values(repository_id=repo_id, digest=digest, linked_at=ts)
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["repository_id", "digest"], set_={"linked_at": ts})
+        )
+
+    async def unlink_blob(self, conn: AsyncConnection, repo_id: int, digest: str) -> bool:
+        result = await conn.execute(
+            delete(links).where(links.c.repository_id == repo_id, links.c.digest == digest)
+        )
+        return bool(result.rowcount)
+
+    async def blob_users(self, conn: AsyncConnection, repo_id: int, digest: str) -> list[str]:
+        """Digests of manifests in the repository that name this blob."""
+        query = (
+            select(manifests.c.digest)
+            .select_from(refs.join(manifests, manifests.c.id == refs.c.manifest_id))
+            .where(manifests.c.repository_id == repo_id, refs.c.digest == digest, refs.c.kind == "blob")
+            .limit(5)
+        )
+        return list((await conn.execute(query)).scalars())
+
+    async def linked_digests(
+        self, conn: AsyncConnection, repo_id: int, digests: Iterable[str]
+    ) -> dict[str, int]:
+        wanted = list(set(digests))
+        if not wanted:
+            return {}
+        query = (
+            select(blobs.c.digest, blobs.c.size)
+            .select_from(links.join(blobs, blobs.c.digest == links.c.digest))
+            .where(links.c.repository_id == repo_id, links.c.digest.in_(wanted))
+        )
+        return {row.digest: row.size for row in await conn.execute(query)}
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    async def create_upload(self, upload_id: str, repository: str, algorithm: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                uploads.insert().values(id=upload_id, repository=repository, algorithm=algorithm, created_at=now())
+            )
+
+    async def get_upload(self, upload_id: str) -> UploadRow | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).first()
+        return UploadRow(row.id, row.repository, row.algorithm, row.created_at) if row else None
+
+    async def delete_upload(self, conn: AsyncConnection, upload_id: str) -> None:
+        await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+
+    async def uploads_older_than(self, cutoff: datetime) -> list[str]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(uploads.c.id).where(uploads.c.created_at < cutoff))
+            return list(rows.scalars())
+
+    # -- manifests -----------------------------------------------------------------------------
+
+    async def manifest_by_tag(self, name: str, tag: str) -> StoredManifest | None:
+        query = (
+            select(manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.content)
+            .select_from(repos.join(tags, tags.c.repository_id == repos.c.id).join(
+                manifests, manifests.c.id == tags.c.manifest_id))
+            .where(repos.c.name == name, tags.c.name == tag)
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return StoredManifest(row.id, row.digest, row.media_type, row.content) if row else None
+
+    async def manifest_by_digest(self, name: str, digest: str) -> StoredManifest | None:
+        query = (
+            select(manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.content)
+            .select_from(repos.join(manifests, manifests.c.repository_id == repos.c.id))
+            .where(repos.c.name == name, manifests.c.digest == digest)
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return StoredManifest(row.id, row.digest, row.media_type, row.content) if row else None
+
+    async def existing_manifests(self, conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> set[str]:
+        wanted = list(set(digests))
+        if not wanted:
+            return set()
+        query = select(manifests.c.digest).where(
+            manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
+        )
+        return set((await conn.execute(query)).scalars())
+
+    async def store_manifest(
+        self,
+        conn: AsyncConnection,
+        repo_id: int,
+        *,
+        digest: str,
+        media_type: str,
+        content: bytes,
+        artifact_type: str | None,
+        subject: str | None,
+        annotations: dict[str, str] | None,
+        references: Sequence[tuple[str, str]],
+    ) -> int:
+        """Insert the manifest (a no-op when the same bytes are already there) and return its id."""
+        existing = (await conn.execute(select(manifests.c.id).where(
+            manifests.c.repository_id == repo_id, manifests.c.digest == digest))).scalar()
+        ts = now()
+        if existing is not None:
+            await conn.execute(update(manifests).where(manifests.c.id == existing).values(pushed_at=ts))
+            return int(existing)
+        stmt = self._insert(manifests).values(
+            repository_id=repo_id, digest=digest, media_type=media_type, content=content, size=len(content),
+            artifact_type=artifact_type, subject_digest=subject,
+            annotations=json.dumps(annotations) if annotations else None, pushed_at=ts,
+        ).on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        await conn.execute(stmt)
+        manifest_id = (await conn.execute(select(manifests.c.id).where(
+            manifests.c.repository_id == repo_id, manifests.c.digest == digest))).scalar_one()
+        if references:
+            await conn.execute(
+                self._insert(refs).on_conflict_do_nothing(),
+                [{"manifest_id": manifest_id, "digest": d, "kind": k} for d, k in set(references)],
+            )
+        await conn.execute(update(repos).where(repos.c.id == repo_id).values(updated_at=ts))
+        return int(manifest_id)
+
+    async def set_tag(self, conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int) -> None:
+        ts = now()
+        stmt = self._insert(tags).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=ts)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["repository_id", "name"], set_={"manifest_id": manifest_id, "updated_at": ts}))
+
+    async def delete_tag(self, conn: AsyncConnection, repo_id: int, tag: str) -> bool:
+        result = await conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag))
+        return bool(result.rowcount)
+
+    async def manifest_id(self, conn: AsyncConnection, repo_id: int, digest: str) -> int | None:
+        return (await conn.execute(select(manifests.c.id).where(
+            manifests.c.repository_id == repo_id, manifests.c.digest == digest))).scalar()
+
+    async def parent_indexes(self, conn: AsyncConnection, repo_id: int, digest: str) -> list[str]:
+        query = (
+            select(manifests.c.digest)
+            .select_from(refs.join(manifests, manifests.c.id == refs.c.manifest_id))
+            .where(manifests.c.repository_id == repo_id, refs.c.digest == digest, refs.c.kind == "manifest")
+            .limit(5)
+        )
+        return list((await conn.execute(query)).scalars())
+
+    async def delete_manifest(self, conn: AsyncConnection, manifest_id: int) -> None:
+        # Explicit child deletes: SQLite only cascades with foreign_keys on, and we do not rely on it.
+        await conn.execute(delete(tags).where(tags.c.manifest_id == manifest_id))
+        await conn.execute(delete(refs).where(refs.c.manifest_id == manifest_id))
+        await conn.execute(delete(manifests).where(manifests.c.id == manifest_id))
+
+    async def record_pulls(self, pulls: dict[int, datetime]) -> None:
+        async with self.db.write() as conn:
+            for manifest_id, ts in sorted(pulls.items()):
+                await conn.execute(update(manifests).where(manifests.c.id == manifest_id).values(pulled_at=ts))
+
+    # -- tags and referrers --------------------------------------------------------------------
+
+    async def list_tags(self, name: str, limit: int | None, last: str | None) -> list[str] | None:
+        async with self.db.read() as conn:
+            repo_id = await self.repository_id(conn, name)
+            if repo_id is None:
+                return None
+            query = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name)
+            if last:
+                query = query.where(tags.c.name > last)
+            if limit is not None:
+                query = query.limit(limit)
+            return list((await conn.execute(query)).scalars())
+
+    async def referrers(self, name: str, subject: str, artifact_type: str | None) -> list[ReferrerRow]:
+        conds: list[Any] = [repos.c.name == name, manifests.c.subject_digest == subject]
+        if artifact_type is not None:
+            conds.append(manifests.c.artifact_type == artifact_type)
+        query = (
+            select(manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.artifact_type,
+                   manifests.c.annotations)
+            .select_from(repos.join(manifests, manifests.c.repository_id == repos.c.id))
+            .where(and_(*conds))
+            .order_by(manifests.c.digest)
+        )
+        async with self.db.read() as conn:
+            rows = await conn.execute(query)
+            return [
+                ReferrerRow(r.digest, r.media_type, r.size, r.artifact_type,
+                            json.loads(r.annotations) if r.annotations else None)
+                for r in rows
+            ]
+
+    async def repository_has_content(self, conn: AsyncConnection, repo_id: int) -> bool:
+        query = select(exists().where(manifests.c.repository_id == repo_id)).union_all(
+            select(exists().where(links.c.repository_id == repo_id)))
+        return any((await conn.execute(query)).scalars())
+
+    async def count_repositories(self) -> int:
+        async with self.db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(repos))).scalar_one())

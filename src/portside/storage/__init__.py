@@ -1,0 +1,1 @@
+"""Content-addressed blob stores. `ports.BlobStore` is the contract; `filesystem` implements it."""
