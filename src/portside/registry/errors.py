@@ -41,7 +41,9 @@ def lookup(exc: e.PortsideError) -> tuple[str, int]:
 def error_response(code: str, status: int, message: str, detail: object = None,
                    headers: dict[str, str] | None = None) -> Response:
     body = {"errors": [{"code": code, "message": message, "detail": detail}]}
-    return JSONResponse(body, status_code=status, headers={**API_VERSION_HEADER, **(headers or {})})
+    # The JSON body sets its own Content-Length; a caller's (e.g. upload headers' "0") would break framing.
+    extra = {k: v for k, v in (headers or {}).items() if k.lower() != "content-length"}
+    return JSONResponse(body, status_code=status, headers={**API_VERSION_HEADER, **extra})
 
 
 def render(exc: e.PortsideError, headers: dict[str, str] | None = None) -> Response:
