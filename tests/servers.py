@@ -52,7 +52,7 @@ class RunningServer:
 
     def __init__(self, data_dir: Path, database_url: str, *, workers: int = 2, port: int | None = None,
                  tls: tuple[Path, Path] | None = None, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None, ca_file: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, ca_file: Path | None = None, auth: bool = False) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
         self.workers = workers
@@ -61,6 +61,7 @@ class RunningServer:
         self.extra_args = extra_args or []
         self.env = env or {}
         self.ca_file = ca_file
+        self.auth = auth  # False: an open registry (--no-auth), as the core and interop tests use
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
 
@@ -75,6 +76,8 @@ class RunningServer:
     def start(self, timeout: float = 30) -> RunningServer:
         args = [sys.executable, "-m", "portside", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--workers", str(self.workers), *self.extra_args]
+        if not self.auth:
+            args.append("--no-auth")
         if self.tls:
             args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         env = {**os.environ, "PORTSIDE_DATABASE__URL": self.database_url, "PORTSIDE_LOG__ACCESS_LOG": "false",

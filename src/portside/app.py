@@ -13,25 +13,45 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from portside.audit.recorder import AuditRecorder
+from portside.auth.access import AccessService
+from portside.auth.throttle import LoginThrottle
+from portside.auth.tokens import KEY_SETTING, TokenService
 from portside.config import Settings
 from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
 from portside.content.uploads import UploadService
 from portside.logs import AccessLogMiddleware, configure_logging
+from portside.metadata.accounts import AccountQueries
 from portside.metadata.database import Database
+from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
 from portside.registry.routing import routes as registry_routes
+from portside.registry.token import token
 from portside.services import Services
 from portside.storage.filesystem import FilesystemBlobStore
 
 SETTINGS_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
 
 
+async def load_token_service(settings: Settings, accounts: AccountQueries) -> TokenService | None:
+    if settings.open_registry:
+        return None
+    if settings.auth.token_key_file is not None:
+        pem = settings.auth.token_key_file.read_text()
+    else:
+        pem = await accounts.get_setting(KEY_SETTING) or ""
+        if not pem:
+            raise RuntimeError("no token signing key: start through `portside serve`, which creates one")
+    return TokenService(pem, service=settings.auth.service, ttl_seconds=settings.auth.token_ttl_seconds)
+
+
 def build_services(settings: Settings) -> Services:
     db = Database(settings.database_url, pool_size=settings.database.pool_size)
     store = FilesystemBlobStore(settings.storage_root)
     queries = RegistryQueries(db)
+    accounts, projects = AccountQueries(db), ProjectQueries(db)
     return Services(
         settings=settings,
         db=db,
@@ -40,6 +60,11 @@ def build_services(settings: Settings) -> Services:
         uploads=UploadService(store, queries),
         manifests=ManifestService(store, queries, max_size=settings.registry.max_manifest_bytes),
         listing=ListingService(queries, max_page=settings.registry.max_list_page),
+        accounts=accounts,
+        projects=projects,
+        access=AccessService(accounts, projects, None, LoginThrottle()),
+        tokens=None,  # loaded from the database in the lifespan
+        audit=AuditRecorder(db, retention_days=settings.audit.retention_days, log_pulls=settings.audit.log_pulls),
     )
 
 
@@ -66,21 +91,30 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        flusher = asyncio.create_task(
-            flush_pulls_forever(services.manifests, settings.registry.pull_flush_seconds)
-        )
+        services.tokens = services.access.tokens = await load_token_service(settings, services.accounts)
+        background = [
+            asyncio.create_task(flush_pulls_forever(services.manifests, settings.registry.pull_flush_seconds)),
+            asyncio.create_task(services.audit.run(settings.audit.flush_seconds)),
+        ]
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(BaseException):
-                await flusher
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
             await services.manifests.flush_pulls()
+            await services.audit.flush()
             await services.db.close()
 
     middleware = [Middleware(AccessLogMiddleware)] if settings.log.access_log else []
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), *registry_routes],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/service/token", token, methods=["GET", "POST"]),
+            *registry_routes,
+        ],
         middleware=middleware,
         lifespan=lifespan,
     )

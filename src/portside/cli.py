@@ -49,14 +49,15 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes [default: one per core]")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain (leaf first)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Open registry for throwaway local use: "
+                                          "no accounts, anyone may push and delete")] = False,
 ) -> None:
     """Start the registry."""
     from portside.server import serve as run
 
     tls = {"cert": tls_cert, "key": tls_key} if tls_cert or tls_key else None
-    settings = _settings(config, host=host, port=port, data_dir=data_dir, workers=workers, tls=tls)
-    if tls:  # flags replace the whole section; keep the file's other values honest
-        settings = settings.model_copy(update={"tls": type(settings.tls).model_validate(tls)})
+    auth = {"mode": "none"} if no_auth else None
+    settings = _settings(config, host=host, port=port, data_dir=data_dir, workers=workers, tls=tls, auth=auth)
     run(settings)
 
 

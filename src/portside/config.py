@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 _yaml_file: ContextVar[Path | None] = ContextVar("portside_yaml_file", default=None)
@@ -43,6 +43,24 @@ class LogSettings(BaseModel):
     access_log: bool = True
 
 
+class AuthSettings(BaseModel):
+    mode: Literal["token", "none"] = Field(
+        "token", description="token: users, robots and bearer tokens; none: an open registry for local use"
+    )
+    service: str = Field("portside", description="the `service` named in bearer challenges and tokens")
+    realm: str | None = Field(None, description="token endpoint URL; default: <this server>/service/token")
+    token_ttl_seconds: int = Field(1800, ge=30, le=86400)
+    token_key_file: Path | None = Field(None, description="PEM EC P-256 key; default: generated and stored in the DB")
+    auto_create_projects: bool = Field(False, description="create a missing project on first push")
+    session_ttl_seconds: int = Field(8 * 3600, ge=60)
+
+
+class AuditSettings(BaseModel):
+    retention_days: int = Field(90, ge=1)
+    log_pulls: bool = True
+    flush_seconds: float = Field(1.0, gt=0)
+
+
 class TLSSettings(BaseModel):
     cert: Path | None = None
     key: Path | None = None
@@ -66,6 +84,10 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     log: LogSettings = LogSettings()
     tls: TLSSettings = TLSSettings()
+    auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
+    admin_password: SecretStr | None = Field(None, description="initial admin password (PORTSIDE_ADMIN_PASSWORD)")
+    admin_password_file: Path | None = Field(None, description="file holding it, e.g. a mounted Kubernetes secret")
 
     @classmethod
     def settings_customise_sources(
@@ -85,6 +107,25 @@ class Settings(BaseSettings):
     @property
     def storage_root(self) -> Path:
         return (self.storage.root or self.data_dir / "storage").absolute()
+
+    @property
+    def open_registry(self) -> bool:
+        return self.auth.mode == "none"
+
+    def initial_admin_password(self) -> str | None:
+        if self.admin_password is not None:
+            return self.admin_password.get_secret_value()
+        if self.admin_password_file is not None:
+            try:
+                return self.admin_password_file.read_text().strip()
+            except OSError as exc:
+                path = self.admin_password_file
+                raise ConfigError(f"cannot read admin_password_file {path}: {exc.strerror}") from None
+        return None
+
+    def for_workers(self) -> str:
+        """JSON for worker processes: everything but the initial admin secret, which only start-up needs."""
+        return self.model_dump_json(exclude={"admin_password", "admin_password_file"})
 
     @property
     def worker_count(self) -> int:

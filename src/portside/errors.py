@@ -17,6 +17,11 @@
     │   └── ManifestBlobUnknown  manifest names content the repository lacks
     ├── ManifestNotAcceptable  stored type not in the client's Accept list
     ├── InUse                  deleting would break something that still refers to it
+    ├── Unauthorized           no or bad credentials: the client should authenticate
+    ├── Denied                 authenticated, but not allowed
+    ├── Conflict               the resource already exists or changed underneath
+    ├── NotFound               a management resource (project, user, robot...) is unknown
+    ├── Invalid                a management request's field is wrong
     ├── Unsupported
     └── TooManyRequests        over a rate or concurrency limit
 """
@@ -109,3 +114,28 @@ class TooManyRequests(PortsideError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unauthorized(PortsideError):
+    """`scope` is what the client should ask a token for; `error` follows RFC 6750 (e.g. insufficient_scope)."""
+
+    def __init__(self, message: str, scope: str | None = None, error: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.error = error
+
+
+class Denied(PortsideError):
+    pass
+
+
+class Conflict(PortsideError):
+    pass
+
+
+class NotFound(PortsideError):
+    pass
+
+
+class Invalid(PortsideError):
+    pass

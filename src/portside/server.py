@@ -11,6 +11,7 @@ import logging
 import os
 
 from portside.app import SETTINGS_ENV
+from portside.bootstrap import bootstrap
 from portside.config import Settings
 from portside.logs import configure_logging
 from portside.metadata.database import migrate
@@ -26,7 +27,11 @@ def serve(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    if settings.open_registry:
+        log.warning("authentication is OFF (--no-auth): anyone who can reach this port may push, pull and delete")
+    else:
+        bootstrap(settings)
+    os.environ[SETTINGS_ENV] = settings.for_workers()
     scheme = "https" if settings.tls.cert else "http"
     log.info(
         "portside listening on %s://%s:%d with %d worker(s); data in %s",

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portside.audit.recorder import AuditRecorder
+from portside.auth.access import AccessService
+from portside.auth.tokens import TokenService
 from portside.config import Settings
 from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
+from portside.metadata.accounts import AccountQueries
 from portside.metadata.database import Database
+from portside.metadata.projects import ProjectQueries
 from portside.storage.ports import BlobStore
 
 
@@ -22,3 +27,8 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     listing: ListingService
+    accounts: AccountQueries
+    projects: ProjectQueries
+    access: AccessService
+    tokens: TokenService | None
+    audit: AuditRecorder

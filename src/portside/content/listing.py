@@ -30,9 +30,10 @@ class ListingService:
             raise RepositoryUnknown(f"repository {name} is not known to the registry")
         return Page(found[:size], len(found) > size)
 
-    async def repositories(self, n: int | None, last: str | None) -> Page:
+    async def repositories(self, n: int | None, last: str | None, project_ids: set[int] | None = None) -> Page:
+        """Repository names in order; with `project_ids`, only those projects' repositories."""
         size = self.page_size(n)
-        found = await self.queries.list_repositories(size + 1, last)
+        found = await self.queries.list_repositories(size + 1, last, project_ids)
         return Page(found[:size], len(found) > size)
 
     async def referrers(self, name: str, subject: Digest, artifact_type: str | None) -> list[ReferrerRow]:

@@ -1,11 +1,14 @@
 """Tables. Manifest bytes live here (they are small and must change atomically with tags);
 layer and config bytes live in the blob store, named by digest.
 
-    repositories ─┬─ repository_blobs ── blobs
-                  ├─ manifests ─┬─ manifest_references  (blobs and child manifests it names)
-                  │             └─ subject_digest       (referrers API)
-                  ├─ tags ── manifests
-                  └─ uploads (by repository name; the repository may not exist yet)
+    projects ── repositories ─┬─ repository_blobs ── blobs
+                              ├─ manifests ─┬─ manifest_references  (blobs and child manifests it names)
+                              │             └─ subject_digest       (referrers API)
+                              ├─ tags ── manifests
+                              └─ uploads (by repository name; the repository may not exist yet)
+    projects ─┬─ project_members ── users
+              └─ robots (project level; system robots have no project)
+    audit_logs, system_settings
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -21,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -38,10 +43,33 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def table(model: type[Base]) -> Table:
+    """The Core table behind a mapped class (typed as a Table for insert/update/delete)."""
+    t = model.__table__
+    assert isinstance(t, Table)
+    return t
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    settings: Mapped[str] = mapped_column(Text, default="{}")  # JSON: Harbor's project metadata
+    storage_limit: Mapped[int] = mapped_column(BigInteger, default=-1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Repository(Base):
     __tablename__ = "repositories"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pull_count: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -106,3 +134,68 @@ class Upload(Base):
     repository: Mapped[str] = mapped_column(String(255))
     algorithm: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str] = mapped_column(String(255), default="")
+    realname: Mapped[str] = mapped_column(String(255), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    sysadmin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("project_id", "user_id"), Index("ix_project_members_user_id", "user_id"))
+
+
+class Robot(Base):
+    __tablename__ = "robots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)  # full name, e.g. robot$proj+ci
+    description: Mapped[str] = mapped_column(Text, default="")
+    level: Mapped[str] = mapped_column(String(16))  # "system" or "project"
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    duration: Mapped[int] = mapped_column(Integer, default=-1)  # days; -1 = never expires
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    permissions: Mapped[str] = mapped_column(Text, default="[]")  # JSON, Harbor robot v2 shape
+    creator: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_logs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(512))
+    username: Mapped[str] = mapped_column(String(255))
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    success: Mapped[bool] = mapped_column(Boolean, default=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    op_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SystemSetting(Base):
+    """Shared state every replica must agree on, such as the token signing key."""
+
+    __tablename__ = "system_settings"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

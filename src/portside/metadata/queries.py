@@ -17,15 +17,26 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.metadata.database import Database
-from portside.metadata.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
+from portside.metadata.models import (
+    Blob,
+    Manifest,
+    ManifestReference,
+    Project,
+    Repository,
+    RepositoryBlob,
+    Tag,
+    Upload,
+    table,
+)
 
-repos = Repository.__table__
-blobs = Blob.__table__
-links = RepositoryBlob.__table__
-manifests = Manifest.__table__
-refs = ManifestReference.__table__
-tags = Tag.__table__
-uploads = Upload.__table__
+repos = table(Repository)
+projects = table(Project)
+blobs = table(Blob)
+links = table(RepositoryBlob)
+manifests = table(Manifest)
+refs = table(ManifestReference)
+tags = table(Tag)
+uploads = table(Upload)
 
 
 def now() -> datetime:
@@ -69,14 +80,22 @@ class RegistryQueries:
 
     async def ensure_repository(self, conn: AsyncConnection, name: str) -> int:
         ts = now()
-        stmt = self._insert(repos).values(name=name, created_at=ts, updated_at=ts, pull_count=0)
+        project = name.partition("/")[0] if "/" in name else None
+        project_id = (
+            select(projects.c.id).where(projects.c.name == project).scalar_subquery() if project else None
+        )
+        stmt = self._insert(repos).values(name=name, project_id=project_id, created_at=ts, updated_at=ts,
+                                          pull_count=0)
         await conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
         repo_id = await self.repository_id(conn, name)
         assert repo_id is not None
         return repo_id
 
-    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+    async def list_repositories(self, limit: int | None, last: str | None,
+                                project_ids: set[int] | None = None) -> list[str]:
         query = select(repos.c.name).order_by(repos.c.name)
+        if project_ids is not None:
+            query = query.where(repos.c.project_id.in_(sorted(project_ids)))
         if last:
             query = query.where(repos.c.name > last)
         if limit is not None:

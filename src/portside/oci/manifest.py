@@ -124,6 +124,8 @@ def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(media_type, str) or not media_type:
         raise ManifestInvalid(f"{where}.mediaType must be a non-empty string")
     digest = value.get("digest")
+    if not isinstance(digest, str):
+        raise ManifestInvalid(f"{where}.digest must be a string")
     try:
         parsed = Digest.parse(digest)
     except InvalidDigest as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from portside.audit.recorder import AuditEvent
 from portside.errors import ManifestNotAcceptable, TooLarge
 from portside.oci import mediatypes as mt
 from portside.oci.manifest import strip_parameters
@@ -34,6 +35,7 @@ async def get_manifest(request: Request, services: Services, name: str, referenc
         headers["Content-Length"] = str(len(found.content))
         return Response(status_code=200, headers=headers, media_type=found.media_type)
     services.manifests.record_pull(found.id)
+    _audit(request, services, "pull", f"{name}:{reference}" if ":" not in reference else f"{name}@{reference}")
     return Response(found.content, status_code=200, headers=headers, media_type=found.media_type)
 
 
@@ -51,6 +53,8 @@ async def put_manifest(request: Request, services: Services, name: str, referenc
         name, reference, bytes(body), request.headers.get("content-type"),
         tuple(request.query_params.getlist("tag")),
     )
+    for tag in result.tags or ("",):
+        _audit(request, services, "create", f"{name}:{tag}" if tag else f"{name}@{result.digest}")
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,
@@ -66,4 +70,13 @@ async def put_manifest(request: Request, services: Services, name: str, referenc
 
 async def delete_manifest(request: Request, services: Services, name: str, reference: str) -> Response:
     await services.manifests.delete(name, reference)
+    _audit(request, services, "delete", f"{name}@{reference}" if ":" in reference else f"{name}:{reference}")
     return Response(status_code=202, headers={"Content-Length": "0"})
+
+
+def _audit(request: Request, services: Services, operation: str, resource: str) -> None:
+    principal = getattr(request.state, "principal", None)
+    services.audit.record(AuditEvent(
+        operation, "artifact", resource, principal.name if principal else "anonymous",
+        client_ip=request.client.host if request.client else "",
+    ))

@@ -14,9 +14,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from portside.errors import PortsideError
+from portside.errors import PortsideError, Unauthorized
 from portside.oci.names import check_name
 from portside.registry import blobs, listings, manifests, uploads
+from portside.registry.authz import authenticate, authorize, challenge, required_action
 from portside.registry.errors import API_VERSION_HEADER, error_response, render
 from portside.services import Services
 
@@ -51,9 +52,11 @@ def _services(request: Request) -> Services:
     return services
 
 
-async def _guarded(call: Callable[[], Awaitable[Response]]) -> Response:
+async def _guarded(request: Request, call: Callable[[], Awaitable[Response]]) -> Response:
     try:
         response = await call()
+    except Unauthorized as exc:
+        return render(exc, challenge(request, _services(request), exc))
     except PortsideError as exc:
         return render(exc)
     except ClientDisconnect:
@@ -63,11 +66,25 @@ async def _guarded(call: Callable[[], Awaitable[Response]]) -> Response:
 
 
 async def base(request: Request) -> Response:
-    return JSONResponse({}, headers=API_VERSION_HEADER)
+    async def call() -> Response:
+        services = _services(request)
+        principal = await authenticate(request, services)
+        if principal.is_anonymous:
+            raise Unauthorized("authentication required")
+        return JSONResponse({})
+
+    return await _guarded(request, call)
 
 
 async def catalog(request: Request) -> Response:
-    return await _guarded(lambda: listings.catalog(request, _services(request)))
+    async def call() -> Response:
+        services = _services(request)
+        principal = await authenticate(request, services)
+        if principal.is_anonymous:
+            raise Unauthorized("authentication required to list repositories", scope="registry:catalog:*")
+        return await listings.catalog(request, services, principal)
+
+    return await _guarded(request, call)
 
 
 async def dispatch(request: Request) -> Response:
@@ -86,9 +103,11 @@ async def dispatch(request: Request) -> Response:
 
     async def call() -> Response:
         check_name(name)
-        return await handler(request, _services(request), name, arg)
+        services = _services(request)
+        await authorize(request, services, name, required_action(resource, request.method))
+        return await handler(request, services, name, arg)
 
-    return await _guarded(call)
+    return await _guarded(request, call)
 
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]

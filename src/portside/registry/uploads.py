@@ -11,6 +11,7 @@ from starlette.responses import Response
 from portside.errors import UploadInvalid, UploadRangeInvalid
 from portside.oci.digest import Digest
 from portside.oci.names import check_name
+from portside.registry.authz import allowed
 from portside.registry.errors import render
 from portside.services import Services
 
@@ -69,7 +70,8 @@ async def start_upload(request: Request, services: Services, name: str, _: str) 
     mount, source = q.get("mount"), q.get("from")
     if mount:
         digest = Digest.parse(mount)
-        if source and await services.blobs.mount(name, digest, check_name(source)):
+        if (source and await allowed(request, services, check_name(source), "pull")
+                and await services.blobs.mount(name, digest, source)):
             return _blob_created(name, digest)
     if q.get("digest"):
         digest = Digest.parse(q["digest"])

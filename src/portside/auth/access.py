@@ -1,0 +1,187 @@
+"""The access decisions: who the credentials name, and what they may do in a project.
+
+Registry requests carry Basic credentials, a bearer token from `/service/token`, or nothing
+(anonymous). Permissions come from one of: system administrator (everything), project membership
+(a Harbor role), robot grants, and the public flag of a project (pull for anyone).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from portside.auth.passwords import verify_secret
+from portside.auth.principal import ANONYMOUS, ROBOT_PREFIX, Principal, grants_from_permissions
+from portside.auth.roles import PERMISSIONS, PUBLIC, Role, registry_actions
+from portside.auth.throttle import LoginThrottle
+from portside.auth.tokens import Access, Claims, TokenService
+from portside.errors import Unauthorized
+from portside.metadata.accounts import AccountQueries
+from portside.metadata.projects import ProjectQueries, ProjectRow
+
+ALL_PERMISSIONS = frozenset().union(*PERMISSIONS.values())
+
+
+def project_of(repository: str) -> str | None:
+    """The project a repository belongs to: its first path component (None for one-component names)."""
+    head, sep, _ = repository.partition("/")
+    return head if sep else None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    scheme: str  # "basic", "bearer" or "none"
+    username: str = ""
+    secret: str = ""
+
+
+def parse_authorization(header: str | None) -> Credentials:
+    if not header:
+        return Credentials("none")
+    scheme, _, value = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
+        return Credentials("bearer", secret=value.strip())
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise Unauthorized("malformed Basic credentials")
+        return Credentials("basic", username, password)
+    raise Unauthorized(f"unsupported Authorization scheme {scheme!r}: use Basic or Bearer")
+
+
+class AccessService:
+    def __init__(self, accounts: AccountQueries, projects: ProjectQueries, tokens: TokenService | None,
+                 throttle: LoginThrottle) -> None:
+        self.accounts = accounts
+        self.projects = projects
+        self.tokens = tokens
+        self.throttle = throttle
+
+    async def login(self, username: str, password: str, client: str) -> Principal:
+        """Check a username (or robot name) and secret; slows down repeated failures from one client."""
+        key = f"{client}|{username}"
+        await self.throttle.before_attempt(key)
+        principal = await self._check_password(username, password)
+        if principal is None:
+            self.throttle.failed(key)
+            raise Unauthorized("invalid username or password")
+        self.throttle.succeeded(key)
+        return principal
+
+    async def _check_password(self, username: str, password: str) -> Principal | None:
+        if username.startswith(ROBOT_PREFIX):
+            robot = await self.accounts.robot_by_name(username)
+            if not verify_secret(robot.secret_hash if robot else None, password) or robot is None:
+                return None
+            if robot.disabled:
+                return None
+            if robot.expires_at is not None and _aware(robot.expires_at) <= datetime.now(UTC):
+                return None
+            return Principal("robot", robot.name, robot.id, grants=grants_from_permissions(robot.permissions))
+        user = await self.accounts.user_by_name(username)
+        if not verify_secret(user.password_hash if user else None, password) or user is None:
+            return None
+        return Principal("user", user.username, user.id, sysadmin=user.sysadmin)
+
+    async def principal_for_subject(self, subject: str) -> Principal:
+        """Re-load the account a token was issued to (for listings filtered by visibility)."""
+        if subject.startswith(ROBOT_PREFIX):
+            robot = await self.accounts.robot_by_name(subject)
+            if robot and not robot.disabled:
+                return Principal("robot", robot.name, robot.id, grants=grants_from_permissions(robot.permissions))
+            return ANONYMOUS
+        user = await self.accounts.user_by_name(subject)
+        return Principal("user", user.username, user.id, sysadmin=user.sysadmin) if user else ANONYMOUS
+
+    async def identify(self, header: str | None, client: str) -> tuple[Principal, Claims | None]:
+        creds = parse_authorization(header)
+        if creds.scheme == "none":
+            return ANONYMOUS, None
+        if creds.scheme == "basic":
+            return await self.login(creds.username, creds.secret, client), None
+        if self.tokens is None:
+            raise Unauthorized("bearer tokens are not enabled")
+        claims = self.tokens.verify(creds.secret)
+        return Principal("robot" if claims.subject.startswith(ROBOT_PREFIX) else "user", claims.subject), claims
+
+    async def permissions(self, principal: Principal, project: ProjectRow | None) -> frozenset[str]:
+        if principal.sysadmin:
+            return ALL_PERMISSIONS
+        if project is None:
+            return frozenset()
+        granted: set[str] = set(PUBLIC) if project.public else set()
+        if principal.kind == "user" and principal.id is not None:
+            role = await self.projects.role_of(project.id, principal.id)
+            if role is not None:
+                granted |= PERMISSIONS[Role(role)]
+        elif principal.kind == "robot":
+            for grant in principal.grants:
+                if grant.kind == "project" and grant.namespace in (project.name, "*"):
+                    granted |= grant.permissions
+        return frozenset(granted)
+
+    async def repository_actions(self, principal: Principal, repository: str) -> set[str]:
+        name = project_of(repository)
+        project = await self.projects.by_name(name) if name else None
+        if project is None and not principal.sysadmin:
+            return set()
+        return registry_actions(await self.permissions(principal, project))
+
+    async def visible_project_ids(self, principal: Principal) -> set[int] | None:
+        """Projects whose repositories this principal may list; None means all of them."""
+        if principal.sysadmin:
+            return None
+        async with self.projects.db.read() as conn:
+            every = await self.projects.all(conn)
+        visible = {p.id for p in every if p.public}
+        if principal.kind == "user" and principal.id is not None:
+            visible |= set(await self.projects.roles_of_user(principal.id))
+        elif principal.kind == "robot":
+            names = {g.namespace for g in principal.grants if g.kind == "project"}
+            if "*" in names:
+                return None
+            visible |= {p.id for p in every if p.name in names}
+        return visible
+
+    async def grant(self, principal: Principal, scopes: list[str]) -> list[Access]:
+        """The token-protocol answer: of each requested scope, what this principal may actually do."""
+        granted = []
+        for scope in scopes:
+            for item in _parse_scope(scope):
+                kind, name, actions = item
+                if kind == "repository":
+                    allowed = await self.repository_actions(principal, name)
+                    if "*" in actions:
+                        actions = {"pull", "push", "delete"}
+                    ok = actions & allowed
+                elif kind == "registry" and name == "catalog":
+                    ok = {"*"} if principal.sysadmin and "*" in actions else set()
+                else:
+                    ok = set()
+                if ok:
+                    granted.append(Access(kind, name, frozenset(ok)))
+        return granted
+
+
+def _parse_scope(scope: str) -> list[tuple[str, str, set[str]]]:
+    """`repository:p/r:pull,push` (names may hold ':' for a port-qualified host) -> (type, name, actions)."""
+    out = []
+    for part in scope.split(" "):
+        if not part:
+            continue
+        kind, _, rest = part.partition(":")
+        name, _, actions = rest.rpartition(":")
+        if kind and name and actions:
+            out.append((kind, name, {a for a in actions.split(",") if a}))
+    return out
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
