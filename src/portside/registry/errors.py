@@ -27,6 +27,11 @@ OCI_ERRORS: dict[type[e.PortsideError], tuple[str, int]] = {
     e.InUse: ("DENIED", 409),
     e.Unsupported: ("UNSUPPORTED", 405),
     e.TooManyRequests: ("TOOMANYREQUESTS", 429),
+    e.Unauthorized: ("UNAUTHORIZED", 401),
+    e.Denied: ("DENIED", 403),
+    e.Conflict: ("DENIED", 409),
+    e.NotFound: ("NAME_UNKNOWN", 404),
+    e.Invalid: ("UNSUPPORTED", 400),
     e.PortsideError: ("UNKNOWN", 500),
 }
 
