@@ -11,10 +11,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from portside.api.app import build_api, build_portal_session_api
 from portside.audit.recorder import AuditRecorder
 from portside.auth.access import AccessService
+from portside.auth.sessions import SessionService
 from portside.auth.throttle import LoginThrottle
 from portside.auth.tokens import KEY_SETTING, TokenService
 from portside.config import Settings
@@ -23,6 +25,9 @@ from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
 from portside.content.uploads import UploadService
 from portside.logs import AccessLogMiddleware, configure_logging
+from portside.management.projects import ProjectService
+from portside.management.robots import RobotService
+from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
@@ -35,7 +40,8 @@ from portside.storage.filesystem import FilesystemBlobStore
 SETTINGS_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
 
 
-async def load_token_service(settings: Settings, accounts: AccountQueries) -> TokenService | None:
+async def load_signing(settings: Settings, accounts: AccountQueries) -> tuple[TokenService, SessionService] | None:
+    """Token and session signers over the shared key (None in open mode, where nothing is signed)."""
     if settings.open_registry:
         return None
     if settings.auth.token_key_file is not None:
@@ -44,7 +50,8 @@ async def load_token_service(settings: Settings, accounts: AccountQueries) -> To
         pem = await accounts.get_setting(KEY_SETTING) or ""
         if not pem:
             raise RuntimeError("no token signing key: start through `portside serve`, which creates one")
-    return TokenService(pem, service=settings.auth.service, ttl_seconds=settings.auth.token_ttl_seconds)
+    return (TokenService(pem, service=settings.auth.service, ttl_seconds=settings.auth.token_ttl_seconds),
+            SessionService(pem, ttl_seconds=settings.auth.session_ttl_seconds))
 
 
 def build_services(settings: Settings) -> Services:
@@ -64,7 +71,11 @@ def build_services(settings: Settings) -> Services:
         projects=projects,
         access=AccessService(accounts, projects, None, LoginThrottle()),
         tokens=None,  # loaded from the database in the lifespan
+        sessions=None,
         audit=AuditRecorder(db, retention_days=settings.audit.retention_days, log_pulls=settings.audit.log_pulls),
+        project_admin=ProjectService(db, projects),
+        user_admin=UserService(db, accounts),
+        robot_admin=RobotService(db, accounts, projects),
     )
 
 
@@ -91,7 +102,10 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services.tokens = services.access.tokens = await load_token_service(settings, services.accounts)
+        signing = await load_signing(settings, services.accounts)
+        if signing is not None:
+            services.tokens, services.sessions = signing
+            services.access.tokens = services.tokens
         background = [
             asyncio.create_task(flush_pulls_forever(services.manifests, settings.registry.pull_flush_seconds)),
             asyncio.create_task(services.audit.run(settings.audit.flush_seconds)),
@@ -113,6 +127,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/service/token", token, methods=["GET", "POST"]),
+            Mount("/api/v2.0", app=build_api(services)),
+            Mount("/c", app=build_portal_session_api(services)),
             *registry_routes,
         ],
         middleware=middleware,

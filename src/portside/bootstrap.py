@@ -12,6 +12,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 
 from portside.auth.passwords import generate_secret, hash_secret
+from portside.auth.roles import Role
 from portside.auth.tokens import KEY_SETTING, generate_key_pem
 from portside.config import Settings
 from portside.metadata.accounts import AccountQueries
@@ -36,7 +37,9 @@ async def _bootstrap(settings: Settings) -> str | None:
                     user_id = await accounts.create_user(conn, ADMIN, hash_secret(password), sysadmin=True,
                                                          realname="system admin", comment="created at first start")
                     if await projects.by_name("library", conn) is None:
-                        await projects.create(conn, "library", public=True, owner_id=user_id)
+                        library = await projects.create(conn, "library", public=True, owner_id=user_id,
+                                                        settings={"public": "true"})
+                        await projects.add_member(conn, library, user_id, Role.PROJECT_ADMIN)
             except IntegrityError:  # another replica created it first
                 generated = None
         if settings.auth.token_key_file is None and await accounts.get_setting(KEY_SETTING) is None:

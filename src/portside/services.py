@@ -6,12 +6,16 @@ from dataclasses import dataclass
 
 from portside.audit.recorder import AuditRecorder
 from portside.auth.access import AccessService
+from portside.auth.sessions import SessionService
 from portside.auth.tokens import TokenService
 from portside.config import Settings
 from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
+from portside.management.projects import ProjectService
+from portside.management.robots import RobotService
+from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
@@ -31,4 +35,8 @@ class Services:
     projects: ProjectQueries
     access: AccessService
     tokens: TokenService | None
+    sessions: SessionService | None
     audit: AuditRecorder
+    project_admin: ProjectService
+    user_admin: UserService
+    robot_admin: RobotService

@@ -1,0 +1,60 @@
+"""Assemble the /api/v2.0 FastAPI application from its routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portside import __version__
+from portside.api import errors, projects, session
+from portside.api.deps import CSRF_HEADER
+from portside.errors import PortsideError
+from portside.services import Services
+
+API_ROUTERS = [projects.router]
+
+
+class CsrfHeaderMiddleware:
+    """Echo the session's CSRF token on every response, so the portal can send it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and state.get("csrf"):
+                message["headers"] = [*message.get("headers", []), (CSRF_HEADER.lower().encode(),
+                                                                    state["csrf"].encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def build_api(services: Services) -> FastAPI:
+    api = FastAPI(title="Portside management API", version=__version__,
+                  description="Harbor-compatible /api/v2.0", docs_url="/docs", openapi_url="/openapi.json")
+    api.state.services = services
+    api.add_exception_handler(PortsideError, errors.domain_error)
+    api.add_exception_handler(RequestValidationError, errors.validation_error)
+    api.add_exception_handler(HTTPException, errors.http_error)
+    for router in API_ROUTERS:
+        api.include_router(router)
+    api.add_middleware(CsrfHeaderMiddleware)
+    return api
+
+
+def build_portal_session_api(services: Services) -> FastAPI:
+    """Harbor's portal sign-in endpoints, mounted at /c."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.services = services
+    app.add_exception_handler(PortsideError, errors.domain_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
+    app.include_router(session.router)
+    return app

@@ -1,0 +1,50 @@
+"""Harbor's paging: `page`/`page_size` query parameters, `X-Total-Count` and `Link` headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Depends, Query, Request, Response
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    def slice(self, items: list[T]) -> list[T]:
+        return items[self.offset:self.offset + self.page_size]
+
+
+def paging(page: Annotated[int, Query(ge=1)] = 1,
+           page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10) -> Paging:
+    return Paging(page, page_size)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
+def set_page_headers(request: Request, response: Response, paging: Paging, total: int) -> None:
+    response.headers["X-Total-Count"] = str(total)
+    links = []
+    params = dict(request.query_params)
+
+    def link(page: int, rel: str) -> str:
+        query = urlencode({**params, "page": page, "page_size": paging.page_size})
+        return f'<{request.url.path}?{query}>; rel="{rel}"'
+
+    if paging.page > 1:
+        links.append(link(paging.page - 1, "prev"))
+    if paging.offset + paging.page_size < total:
+        links.append(link(paging.page + 1, "next"))
+    if links:
+        response.headers["Link"] = ", ".join(links)

@@ -1,0 +1,68 @@
+"""Harbor's `q` filter syntax: `k=v,k2=~fuzzy,k3=[a~b],k4={a b}` (exact, fuzzy, range, any-of)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from portside.errors import Invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    key: str
+    kind: str  # "exact", "fuzzy", "range", "any"
+    value: str | tuple[str, str] | tuple[str, ...]
+
+    def matches(self, actual: object) -> bool:
+        text = "" if actual is None else str(actual).lower() if isinstance(actual, bool) else str(actual)
+        if self.kind == "exact":
+            return text == self.value
+        if self.kind == "fuzzy":
+            return str(self.value) in text
+        if self.kind == "any":
+            return text in self.value
+        assert isinstance(self.value, tuple)
+        low, high = self.value[0], self.value[-1]  # range: strings compare as numbers when both are numeric
+        if text.lstrip("-").isdigit() and str(low).lstrip("-").isdigit() and str(high).lstrip("-").isdigit():
+            return int(low or 0) <= int(text) <= int(high or text)
+        return (not low or text >= low) and (not high or text <= high)
+
+
+def parse_q(q: str | None) -> dict[str, Term]:
+    terms: dict[str, Term] = {}
+    if not q:
+        return terms
+    for part in _split(unquote(q)):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise Invalid(f"invalid q term {part!r}: expected key=value")
+        key = key.strip()
+        if value.startswith("~"):
+            terms[key] = Term(key, "fuzzy", value[1:])
+        elif value.startswith("[") and value.endswith("]") and "~" in value:
+            low, _, high = value[1:-1].partition("~")
+            terms[key] = Term(key, "range", (low.strip(), high.strip()))
+        elif (value.startswith("{") and value.endswith("}")) or (value.startswith("(") and value.endswith(")")):
+            terms[key] = Term(key, "any", tuple(v for v in value[1:-1].split(" ") if v))
+        else:
+            terms[key] = Term(key, "exact", value)
+    return terms
+
+
+def _split(q: str) -> list[str]:
+    """Split on commas that are not inside [], {} or ()."""
+    parts, depth, current = [], 0, ""
+    for ch in q:
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    if current:
+        parts.append(current)
+    return [p for p in (s.strip() for s in parts) if p]

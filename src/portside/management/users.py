@@ -1,0 +1,74 @@
+"""Local users: creation with Harbor's password rules, password changes, admin flag."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.exc import IntegrityError
+
+from portside.auth.passwords import check_password_strength, hash_secret, verify_secret
+from portside.errors import Conflict, Denied, Invalid, NotFound
+from portside.metadata.accounts import AccountQueries, UserRow
+from portside.metadata.database import Database
+
+USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,255}$")
+
+
+class UserService:
+    def __init__(self, db: Database, accounts: AccountQueries) -> None:
+        self.db = db
+        self.accounts = accounts
+
+    async def create(self, username: str, password: str, *, email: str = "", realname: str = "",
+                     comment: str = "", sysadmin: bool = False) -> UserRow:
+        if not USERNAME.match(username) or username.startswith("robot$"):
+            raise Invalid(f"invalid username {username!r}: letters, digits and . _ @ - only")
+        problem = check_password_strength(password)
+        if problem:
+            raise Invalid(problem)
+        try:
+            async with self.db.write() as conn:
+                await self.accounts.create_user(conn, username, hash_secret(password), sysadmin=sysadmin,
+                                                email=email, realname=realname, comment=comment)
+        except IntegrityError:
+            raise Conflict(f"user {username!r} already exists") from None
+        user = await self.accounts.user_by_name(username)
+        assert user is not None
+        return user
+
+    async def get(self, user_id: int) -> UserRow:
+        user = await self.accounts.user_by_id(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return user
+
+    async def by_name(self, username: str) -> UserRow:
+        user = await self.accounts.user_by_name(username)
+        if user is None:
+            raise NotFound(f"user {username!r} not found")
+        return user
+
+    async def change_password(self, user: UserRow, new_password: str, *, old_password: str | None) -> None:
+        """Users give their old password; administrators resetting someone else's pass None."""
+        if old_password is not None and not verify_secret(user.password_hash, old_password):
+            raise Denied("the old password is wrong")
+        problem = check_password_strength(new_password)
+        if problem:
+            raise Invalid(problem)
+        async with self.db.write() as conn:
+            await self.accounts.update_user(conn, user.id, password_hash=hash_secret(new_password))
+
+    async def update_profile(self, user: UserRow, *, email: str | None, realname: str | None,
+                             comment: str | None) -> None:
+        values = {k: v for k, v in {"email": email, "realname": realname, "comment": comment}.items() if v is not None}
+        if values:
+            async with self.db.write() as conn:
+                await self.accounts.update_user(conn, user.id, **values)
+
+    async def set_sysadmin(self, user: UserRow, sysadmin: bool) -> None:
+        async with self.db.write() as conn:
+            await self.accounts.update_user(conn, user.id, sysadmin=sysadmin)
+
+    async def delete(self, user: UserRow) -> None:
+        async with self.db.write() as conn:
+            await self.accounts.delete_user(conn, user.id)
