@@ -45,3 +45,35 @@ def fresh_server(backend: str, tmp_path: Path) -> Iterator[RunningServer]:
     srv = RunningServer(data_dir, database_url(backend, data_dir))
     yield srv
     srv.stop()
+
+
+ADMIN_PASSWORD = "Harbor12345"
+
+
+@pytest.fixture(scope="session")
+def auth_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A registry with authentication on (the default mode); its admin password is ADMIN_PASSWORD."""
+    data_dir = tmp_path_factory.mktemp(f"auth-server-{backend}")
+    srv = RunningServer(data_dir, database_url(backend, data_dir), auth=True,
+                        env={"PORTSIDE_ADMIN_PASSWORD": ADMIN_PASSWORD}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def admin(auth_server: RunningServer) -> Iterator[httpx.Client]:
+    """An httpx client signed in as the system administrator (Basic auth)."""
+    with httpx.Client(base_url=auth_server.url, auth=("admin", ADMIN_PASSWORD), timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def anon(auth_server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=auth_server.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def project_name() -> str:
+    """A project name no other test uses."""
+    return f"p{uuid.uuid4().hex[:10]}"
