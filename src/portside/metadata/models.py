@@ -199,3 +199,61 @@ class SystemSetting(Base):
     __tablename__ = "system_settings"
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Execution(Base):
+    """One run of something (a GC, a retention policy...): Harbor's execution, made of tasks."""
+
+    __tablename__ = "executions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vendor_type: Mapped[str] = mapped_column(String(64), index=True)  # e.g. GARBAGE_COLLECTION, RETENTION
+    vendor_id: Mapped[int] = mapped_column(Integer, default=0)  # e.g. the retention policy id
+    status: Mapped[str] = mapped_column(String(16))  # Pending Running Success Error Stopped
+    trigger: Mapped[str] = mapped_column(String(16))  # MANUAL SCHEDULE EVENT
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    result: Mapped[str] = mapped_column(Text, default="{}")
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (Index("ix_executions_vendor", "vendor_type", "vendor_id"),)
+
+
+class Task(Base):
+    """A unit of work the queue hands to one worker; retried with backoff, stale ones reclaimed."""
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    run_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    log: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[str] = mapped_column(Text, default="{}")
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (Index("ix_tasks_status_run_after", "status", "run_after"),)
+
+
+class Schedule(Base):
+    """A cron schedule that creates an execution of `vendor_type` each time it fires."""
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vendor_type: Mapped[str] = mapped_column(String(64))
+    vendor_id: Mapped[int] = mapped_column(Integer, default=0)
+    schedule_type: Mapped[str] = mapped_column(String(16))  # Hourly Daily Weekly Custom
+    cron: Mapped[str] = mapped_column(String(128))
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("vendor_type", "vendor_id"),)
