@@ -16,9 +16,7 @@ from portside.services import Services
 
 async def list_tags(request: Request, services: Services, name: str, _: str) -> Response:
     n, last = page_params(request)
-    if n == 0:
-        return JSONResponse({"name": name, "tags": []})
-    page = await services.listing.tags(name, n, last)
+    page = await services.listing.tags(name, n, last)  # n=0 still checks that the repository exists
     return JSONResponse({"name": name, "tags": page.items}, headers=link_header(request.url.path, page, n))
 
 

@@ -7,10 +7,10 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from portside.content.listing import Page
-from portside.errors import Unsupported
+from portside.errors import Invalid
 
 
-class PaginationInvalid(Unsupported):
+class PaginationInvalid(Invalid):
     pass
 
 
