@@ -396,6 +396,23 @@ def test_missing_blob_is_manifest_blob_unknown_and_nothing_is_stored(client: htt
     assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == []
 
 
+def test_refused_artifact_with_empty_config_leaves_nothing_behind(client: httpx.Client, repo: str) -> None:
+    missing = random_blob(40)  # never pushed
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.thing",
+        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": 2},
+        "layers": [descriptor("application/octet-stream", missing)],
+    }
+    r, body = put_json(client, repo, "v1", manifest, OCI_MANIFEST)
+    assert_error(r, 400, "MANIFEST_BLOB_UNKNOWN")
+    assert_absent(client, repo, sha256(body))
+    assert_error(client.get(f"/v2/{repo}/tags/list"), 404, "NAME_UNKNOWN")
+    assert client.head(f"/v2/{repo}/blobs/{EMPTY_JSON_DIGEST}").status_code == 404
+    assert repo not in client.get("/v2/_catalog").json()["repositories"]
+
+
 def test_missing_config_is_manifest_blob_unknown(client: httpx.Client, repo: str) -> None:
     image = make_image(n_layers=1)
     push_blob(client, repo, image.layers[0])

@@ -206,6 +206,22 @@ def test_final_chunk_in_the_put_without_content_range(client: httpx.Client, repo
     assert_blob(client, repo, sha256(data), data)
 
 
+def test_streamed_final_chunk_in_the_put(client: httpx.Client, repo: str) -> None:
+    data = random_blob(3000)
+    location = start_upload(client, repo)
+    patch_chunk(client, location, data[:1000], 0)
+    r = client.put(location, params={"digest": sha256(data)}, content=iter([data[1000:2000], data[2000:]]))
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert_created(r, repo, sha256(data))
+    assert_blob(client, repo, sha256(data), data)
+
+
+def test_put_of_an_empty_session_creates_the_empty_blob(client: httpx.Client, repo: str) -> None:
+    location = start_upload(client, repo)
+    assert_created(client.put(location, params={"digest": sha256(b"")}), repo, sha256(b""))
+    assert_blob(client, repo, sha256(b""), b"")
+
+
 # -- digests -----------------------------------------------------------------------------------
 
 

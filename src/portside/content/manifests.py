@@ -75,10 +75,10 @@ class ManifestService:
             digest = str(Digest.of(body))
             new_tags = (check_tag(reference),)
 
-        if parsed.config is not None and parsed.config.digest == mt.EMPTY_JSON_DIGEST:
-            await self._ensure_empty_blob(name)
         async with self.queries.db.write() as conn:
             repo_id = await self.queries.ensure_repository(conn, name)
+            if parsed.config is not None and parsed.config.digest == mt.EMPTY_JSON_DIGEST:
+                await self._ensure_empty_blob(conn, name)  # in this transaction: a refused push links nothing
             await self._check_references(conn, repo_id, parsed)
             references = [(d.digest, "blob") for d in parsed.blobs] + [(d.digest, "manifest") for d in parsed.children]
             manifest_id = await self.queries.store_manifest(
@@ -112,11 +112,10 @@ class ManifestService:
                 detail=[{"digest": d} for d in absent],
             )
 
-    async def _ensure_empty_blob(self, name: str) -> None:
+    async def _ensure_empty_blob(self, conn: AsyncConnection, name: str) -> None:
         digest = Digest.parse(mt.EMPTY_JSON_DIGEST)
+        await self.queries.link_blob(conn, name, str(digest), len(mt.EMPTY_JSON))
         await self.store.put_bytes(digest, mt.EMPTY_JSON)
-        async with self.queries.db.write() as conn:
-            await self.queries.link_blob(conn, name, str(digest), len(mt.EMPTY_JSON))
 
     async def delete(self, name: str, reference: str) -> None:
         async with self.queries.db.write() as conn:
