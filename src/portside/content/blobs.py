@@ -29,11 +29,14 @@ class BlobService:
 
     async def mount(self, name: str, digest: Digest, source: str) -> bool:
         """Link a blob another repository holds; False when it cannot (the caller then uploads)."""
-        size = await self.queries.blob_size_in_repository(source, str(digest))
-        if size is None or await self.store.stat(digest) is None:
-            return False
         async with self.queries.db.write() as conn:
-            await self.queries.link_blob(conn, name, str(digest), size)
+            source_id = await self.queries.repository_id(conn, source)
+            if source_id is None:
+                return False
+            found = await self.queries.linked_digests(conn, source_id, [str(digest)])  # locks the blob row
+            if str(digest) not in found or await self.store.stat(digest) is None:
+                return False
+            await self.queries.link_blob(conn, name, str(digest), found[str(digest)])
         return True
 
     async def delete(self, name: str, digest: Digest) -> None:

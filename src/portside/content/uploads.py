@@ -46,12 +46,14 @@ class UploadService:
         if body is not None:
             await self.store.append(upload_id, row.algorithm, body, start)
         try:
-            size = await self.store.commit_upload(upload_id, row.algorithm, digest)
+            size = await self.store.verify_upload(upload_id, row.algorithm, digest)
         except Exception:
             await self._forget(upload_id)
             raise
+        # Link and publish in one transaction: the blob row stays locked until the file is in place.
         async with self.queries.db.write() as conn:
             await self.queries.link_blob(conn, name, str(digest), size)
+            await self.store.publish_upload(upload_id, digest)
             await self.queries.delete_upload(conn, upload_id)
         return size
 

@@ -80,6 +80,8 @@ class Blob(Base):
     digest: Mapped[str] = mapped_column(String(160), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Bumped whenever something links the blob; garbage collection spares recently linked blobs.
+    last_linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RepositoryBlob(Base):

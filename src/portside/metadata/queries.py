@@ -121,9 +121,11 @@ class RegistryQueries:
     async def link_blob(self, conn: AsyncConnection, name: str, digest: str, size: int) -> None:
         repo_id = await self.ensure_repository(conn, name)
         ts = now()
+        # Upsert: on an existing row this takes its lock (PostgreSQL), which garbage collection
+        # also takes before deleting, so linking and collecting one digest never interleave.
         await conn.execute(
-            self._insert(blobs).values(digest=digest, size=size, created_at=ts)
-            .on_conflict_do_nothing(index_elements=["digest"])
+            self._insert(blobs).values(digest=digest, size=size, created_at=ts, last_linked_at=ts)
+            .on_conflict_do_update(index_elements=["digest"], set_={"last_linked_at": ts})
         )
         stmt = self._insert(links).values(repository_id=repo_id, digest=digest, linked_at=ts)
         await conn.execute(
@@ -156,6 +158,7 @@ class RegistryQueries:
             select(blobs.c.digest, blobs.c.size)
             .select_from(links.join(blobs, blobs.c.digest == links.c.digest))
             .where(links.c.repository_id == repo_id, links.c.digest.in_(wanted))
+            .with_for_update(read=True, of=blobs)  # hold off garbage collection until we commit
         )
         return {row.digest: row.size for row in await conn.execute(query)}
 

@@ -89,8 +89,6 @@ class FilesystemBlobStore:
 
     def _put_bytes_sync(self, digest: Digest, data: bytes) -> None:
         target = self.blob_path(digest)
-        if target.exists():
-            return
         tmp = self._uploads / f"put-{os.getpid()}-{id(data)}-{digest.encoded[:16]}"
         with open(tmp, "wb") as f:
             f.write(data)
@@ -187,14 +185,14 @@ class FilesystemBlobStore:
             state.size += len(buffer)
         await anyio.to_thread.run_sync(f.flush)
 
-    async def commit_upload(self, upload_id: str, algorithm: str, expected: Digest) -> int:
+    async def verify_upload(self, upload_id: str, algorithm: str, expected: Digest) -> int:
         f = await self._open_locked(upload_id)
         try:
-            return await anyio.to_thread.run_sync(self._commit_sync, upload_id, f, algorithm, expected)
+            return await anyio.to_thread.run_sync(self._verify_sync, upload_id, f, algorithm, expected)
         finally:
             f.close()
 
-    def _commit_sync(self, upload_id: str, f: BinaryIO, algorithm: str, expected: Digest) -> int:
+    def _verify_sync(self, upload_id: str, f: BinaryIO, algorithm: str, expected: Digest) -> int:
         state = self._current_hash(upload_id, f, algorithm)
         if expected.algorithm == state.algorithm:
             actual = state.hasher.hexdigest()
@@ -207,9 +205,17 @@ class FilesystemBlobStore:
                 "the upload was discarded"
             )
         os.fsync(f.fileno())
-        self._publish(self._data_path(upload_id), self.blob_path(expected))
-        self._remove_upload(upload_id)
         return state.size
+
+    async def publish_upload(self, upload_id: str, digest: Digest) -> None:
+        def publish() -> None:
+            path = self._data_path(upload_id)
+            if not path.exists():
+                raise UploadUnknown(f"upload {upload_id} is unknown or finished")
+            self._publish(path, self.blob_path(digest))
+            self._remove_upload(upload_id)
+
+        await anyio.to_thread.run_sync(publish)
 
     async def cancel_upload(self, upload_id: str) -> None:
         await anyio.to_thread.run_sync(self._remove_upload, upload_id)
@@ -271,10 +277,9 @@ class FilesystemBlobStore:
         f.seek(0, os.SEEK_END)
 
     def _publish(self, source: Path, target: Path) -> None:
+        # Always replace: the same digest means the same bytes, and a fresh file here cannot be
+        # one that a concurrent garbage collection is about to unlink.
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():  # same digest, same bytes: keep the one already there
-            source.unlink()
-            return
         os.replace(source, target)
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:

@@ -1,8 +1,8 @@
 """The blob store contract every backend implements.
 
 A blob store holds committed content by digest and in-progress uploads by id. Uploads are
-append-only byte streams hashed as they arrive; `commit_upload` verifies the digest and makes the
-content visible atomically, so a failed or interrupted write never shows partial data.
+append-only byte streams hashed as they arrive; `verify_upload` checks the digest and
+`publish_upload` makes the content visible atomically, so a failed or interrupted write never shows partial data.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class BlobStore(Protocol):
         """Stream committed content; raises BlobUnknown when absent."""
 
     async def put_bytes(self, digest: Digest, data: bytes) -> None:
-        """Store small content whose digest the caller has already verified."""
+        """Store small content whose digest the caller has already verified (under the row lock, as above)."""
 
     async def delete(self, digest: Digest) -> bool:
         """Remove committed content; True when something was removed."""
@@ -50,9 +50,14 @@ class BlobStore(Protocol):
         """Append a stream; with `expected_offset`, refuse (UploadRangeInvalid) unless it equals the
         current size. On a broken stream the upload is rolled back to its previous size. Returns the new size."""
 
-    async def commit_upload(self, upload_id: str, algorithm: str, expected: Digest) -> int:
-        """Verify the upload hashes to `expected` and make it committed content; returns its size.
+    async def verify_upload(self, upload_id: str, algorithm: str, expected: Digest) -> int:
+        """Check the upload hashes to `expected` and make its bytes durable; returns its size.
         On DigestMismatch the upload is discarded."""
+
+    async def publish_upload(self, upload_id: str, digest: Digest) -> None:
+        """Make a verified upload the committed content of `digest`, atomically (replacing any copy),
+        and end the upload. Callers hold the blob's metadata row lock, so garbage collection of the
+        same digest cannot interleave."""
 
     async def cancel_upload(self, upload_id: str) -> None:
         """Discard an upload (idempotent)."""
