@@ -64,6 +64,34 @@ def blob_digest_via_get(client: httpx.Client, repo: str, digest: str) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
+def raw_get_digest(server: RunningServer, path: str) -> str:
+    """GET over a plain socket, hashing the body as it arrives: for big blobs, where httpx's
+    per-chunk overhead would dominate the test's run time."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n".encode())
+        buf = bytearray(4 << 20)
+        view = memoryview(buf)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            n = sock.recv_into(buf)
+            assert n, "connection closed before the response headers ended"
+            head += bytes(view[:n])
+        head, body = head.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].split(" ")[1] == "200", lines[0]
+        fields = dict(line.split(":", 1) for line in lines[1:])
+        length = int({k.lower(): v for k, v in fields.items()}["content-length"])
+        hasher = hashlib.sha256(body)
+        received = len(body)
+        while received < length:
+            n = sock.recv_into(buf)
+            assert n, f"connection closed after {received} of {length} bytes"
+            hasher.update(view[:n])
+            received += n
+        assert received == length
+    return "sha256:" + hasher.hexdigest()
+
+
 class RawRequest:
     """An HTTP/1.1 request written by hand on a plain socket, so a test controls exactly how much
     of the body the server gets and when the connection goes away."""

@@ -65,6 +65,14 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
             yield chunk
 
 
+async def _refuse_range(request: Request, name: str, upload_id: str, exc: UploadRangeInvalid) -> Response:
+    """416 for a chunk at the wrong offset. Its body was never read: read it to the end first, or the
+    server may drop the connection under a client that is about to reuse it for the next request."""
+    async for _ in request.stream():
+        pass
+    return render(exc, _upload_headers(name, upload_id, exc.current_size))
+
+
 async def start_upload(request: Request, services: Services, name: str, _: str) -> Response:
     q = request.query_params
     mount, source = q.get("mount"), q.get("from")
@@ -91,7 +99,7 @@ async def patch_upload(request: Request, services: Services, name: str, upload_i
         start = _chunk_start(request)
         size = await services.uploads.append(name, upload_id, _body(request), start)
     except UploadRangeInvalid as exc:
-        return render(exc, _upload_headers(name, upload_id, exc.current_size))
+        return await _refuse_range(request, name, upload_id, exc)
     return Response(status_code=202, headers=_upload_headers(name, upload_id, size))
 
 
@@ -104,7 +112,7 @@ async def finish_upload(request: Request, services: Services, name: str, upload_
     try:
         await services.uploads.finish(name, upload_id, digest, body, _chunk_start(request) if body else None)
     except UploadRangeInvalid as exc:
-        return render(exc, _upload_headers(name, upload_id, exc.current_size))
+        return await _refuse_range(request, name, upload_id, exc)
     return _blob_created(name, digest)
 
 
