@@ -72,6 +72,7 @@ def test_range_returns_partial_content(client: httpx.Client, ranged: tuple[str, 
     assert r.content == data[10:20]
     assert r.headers["content-range"] == "bytes 10-19/1024"
     assert r.headers["content-length"] == "10"
+    assert r.headers["docker-content-digest"] == url.rsplit("/", 1)[1]
 
 
 def test_open_ended_range(client: httpx.Client, ranged: tuple[str, bytes]) -> None:
