@@ -20,6 +20,7 @@ from portside.auth.sessions import SessionService
 from portside.auth.throttle import LoginThrottle
 from portside.auth.tokens import KEY_SETTING, TokenService
 from portside.config import Settings
+from portside.content.artifacts import ArtifactService
 from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
@@ -29,6 +30,7 @@ from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
 from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
+from portside.metadata.artifacts import ArtifactQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
@@ -76,6 +78,7 @@ def build_services(settings: Settings) -> Services:
         project_admin=ProjectService(db, projects),
         user_admin=UserService(db, accounts),
         robot_admin=RobotService(db, accounts, projects),
+        artifacts=ArtifactService(ArtifactQueries(db), store),
     )
 
 

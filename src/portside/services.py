@@ -9,6 +9,7 @@ from portside.auth.access import AccessService
 from portside.auth.sessions import SessionService
 from portside.auth.tokens import TokenService
 from portside.config import Settings
+from portside.content.artifacts import ArtifactService
 from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService
@@ -40,3 +41,4 @@ class Services:
     project_admin: ProjectService
     user_admin: UserService
     robot_admin: RobotService
+    artifacts: ArtifactService

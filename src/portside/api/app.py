@@ -8,12 +8,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside import __version__
-from portside.api import errors, projects, session
+from portside.api import artifacts, errors, projects, session
 from portside.api.deps import CSRF_HEADER
 from portside.errors import PortsideError
 from portside.services import Services
 
-API_ROUTERS = [projects.router]
+API_ROUTERS = [projects.router, artifacts.router]
 
 
 class CsrfHeaderMiddleware:

@@ -1,0 +1,445 @@
+"""/projects/{project_name}/repositories[/...]/artifacts[/...]/tags: Harbor's repository, artifact and tag
+endpoints, plus /projects/{project_name_or_id}/artifacts (every artifact of a project).
+
+`repository_name` is the part of the name after the project. Harbor clients encode its slashes twice
+(`a/b` -> `a%252Fb`); single-encoded (`a%2Fb`) and even bare slashes are accepted too, which is why the
+routes take it as a `:path` and the artifact routes are declared before the repository ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
+from portside.api.pagination import Paging, PagingDep, set_page_headers
+from portside.api.query import Term, parse_q
+from portside.api.timefmt import iso
+from portside.audit.recorder import AuditEvent
+from portside.auth.principal import Principal
+from portside.content.artifacts import Accessory, Artifact, Candidate, Reference
+from portside.errors import Invalid
+from portside.metadata.artifacts import ArtifactRow, RepositoryRow, TagRow
+from portside.metadata.projects import ProjectRow
+from portside.services import Services
+
+router = APIRouter(tags=["repository", "artifact"])
+T = TypeVar("T")
+
+REPO = "/projects/{project_name}/repositories/{repository_name:path}"
+ARTIFACT = REPO + "/artifacts/{reference}"
+PLATFORM_KEYS = ("architecture", "os", "os.version", "os.features", "variant")
+
+
+class RepositoryReq(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    description: str | None = None
+
+
+class NewTag(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+
+
+# -- JSON shapes (Harbor's Repository, Artifact, Tag, Reference, Accessory) ---------------------
+
+
+def repository_json(repo: RepositoryRow) -> dict[str, Any]:
+    return {
+        "id": repo.id,
+        "project_id": repo.project_id,
+        "name": repo.name,
+        "description": repo.description,
+        "artifact_count": repo.artifact_count,
+        "pull_count": repo.pull_count,
+        "creation_time": iso(repo.created_at),
+        "update_time": iso(repo.updated_at),
+    }
+
+
+def tag_id(tag: TagRow) -> int:
+    """Tags are keyed by (repository, name); Harbor gives them a numeric id, so derive a stable one
+    (48 bits: exact in JavaScript numbers too)."""
+    return int.from_bytes(hashlib.sha256(f"{tag.repository_id}/{tag.name}".encode()).digest()[:6], "big")
+
+
+def tag_json(tag: TagRow, art: ArtifactRow) -> dict[str, Any]:
+    # Pulls are recorded per manifest, not per tag: the artifact's last pull stands in for the tag's.
+    return {
+        "id": tag_id(tag),
+        "repository_id": tag.repository_id,
+        "artifact_id": tag.manifest_id,
+        "name": tag.name,
+        "push_time": iso(tag.updated_at),
+        "pull_time": iso(art.pulled_at),
+        "immutable": False,
+        "signed": False,
+    }
+
+
+def reference_json(ref: Reference) -> dict[str, Any]:
+    out: dict[str, Any] = {"parent_id": ref.parent_id, "child_id": ref.child_id, "child_digest": ref.child_digest}
+    if ref.platform is not None:
+        out["platform"] = {k: ref.platform[k] for k in PLATFORM_KEYS if k in ref.platform}
+    if ref.annotations:
+        out["annotations"] = ref.annotations
+    if ref.urls:
+        out["urls"] = ref.urls
+    return out
+
+
+def accessory_json(acc: Accessory) -> dict[str, Any]:
+    return {
+        "id": acc.row.id,
+        "artifact_id": acc.row.id,
+        "subject_artifact_id": acc.subject_id,
+        "subject_artifact_digest": acc.row.subject_digest,
+        "subject_artifact_repo": acc.row.repository_name,
+        "size": acc.size,
+        "digest": acc.row.digest,
+        "type": acc.type,
+        "icon": "",
+        "creation_time": iso(acc.row.pushed_at),
+    }
+
+
+def artifact_json(art: Artifact, *, with_tag: bool = True) -> dict[str, Any]:
+    row = art.row
+    return {
+        "id": row.id,
+        "type": art.type,
+        "media_type": art.media_type,
+        "manifest_media_type": row.manifest_media_type,
+        "artifact_type": row.artifact_type or art.media_type,
+        "project_id": row.project_id,
+        "repository_id": row.repository_id,
+        "repository_name": row.repository_name,
+        "digest": row.digest,
+        "size": art.size,
+        "icon": "",
+        "push_time": iso(row.pushed_at),
+        "pull_time": iso(row.pulled_at),
+        "extra_attrs": art.extra_attrs,
+        "annotations": row.annotations,
+        "references": [reference_json(r) for r in art.references],
+        "tags": [tag_json(t, row) for t in art.tags] if with_tag else None,
+        "labels": [],
+        "accessories": [accessory_json(a) for a in art.accessories],
+        "addition_links": {},
+    }
+
+
+# -- q and sort ---------------------------------------------------------------------------------
+
+
+def _terms(q: str | None, allowed: Iterable[str]) -> dict[str, Term]:
+    """Parse `q`, refusing keys we cannot filter on: ignoring them would widen a selection that a
+    cleanup script may be about to delete."""
+    terms = parse_q(q)
+    known = set(allowed)
+    unknown = sorted(set(terms) - known)
+    if unknown:
+        raise Invalid(f"cannot filter on {', '.join(unknown)}: use {', '.join(sorted(known))}")
+    return {k: _unquoted(t) for k, t in terms.items()}
+
+
+def _unquoted(term: Term) -> Term:
+    def strip(v: str) -> str:
+        return v.strip().strip("'\"")
+
+    if isinstance(term.value, tuple):
+        return Term(term.key, term.kind, tuple(strip(v) for v in term.value))
+    return Term(term.key, term.kind, strip(term.value))
+
+
+def _qtime(ts: datetime | None) -> str | None:
+    """Times as Harbor's q ranges write them: `2020-04-09 02:36:00` (UTC)."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _sorted(items: list[T], sort: str | None, keys: dict[str, Callable[[T], Any]], default: str) -> list[T]:
+    """Harbor's `sort=field1,-field2`; fields we do not know are skipped."""
+    fields = [f.strip() for f in (sort or default).split(",") if f.strip()]
+    usable = [(f.lstrip("-"), f.startswith("-")) for f in fields if f.lstrip("-") in keys]
+    if not usable:
+        usable = [(f.lstrip("-"), f.startswith("-")) for f in default.split(",")]
+    out = list(items)
+    for key, desc in reversed(usable):
+        get = keys[key]
+        out.sort(key=lambda item, get=get: _sortable(get(item)), reverse=desc)  # type: ignore[misc]
+    return out
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (1, value)
+
+
+def _page(request: Request, response: Response, paging: Paging, items: list[T]) -> list[T]:
+    set_page_headers(request, response, paging, len(items))
+    return paging.slice(items)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def repository_path_name(repository_name: str) -> str:
+    """Undo one or two rounds of URL encoding (`a%2Fb`, `a%252Fb`); names never hold '%' themselves."""
+    name = repository_name
+    for _ in range(3):
+        if "%" not in name:
+            break
+        name = unquote(name)
+    return name.strip("/")
+
+
+async def _project(services: Services, principal: Principal, project_name: str, permission: str) -> ProjectRow:
+    return await project_for(services, principal, project_name, permission, "true")
+
+
+async def _repository(services: Services, principal: Principal, project_name: str, repository_name: str,
+                      permission: str) -> tuple[ProjectRow, RepositoryRow]:
+    project = await _project(services, principal, project_name, permission)
+    repo = await services.artifacts.repository(project.id, f"{project.name}/{repository_path_name(repository_name)}")
+    return project, repo
+
+
+def _audit(services: Services, request: Request, principal: Principal, operation: str, resource_type: str,
+           resource: str, project: ProjectRow) -> None:
+    services.audit.record(AuditEvent(operation, resource_type, resource, principal.name, project.id,
+                                     client_ip=request.client.host if request.client else ""))
+
+
+def _short(repo: RepositoryRow) -> str:
+    return repo.name.partition("/")[2]
+
+
+ARTIFACT_Q = ("digest", "media_type", "manifest_media_type", "artifact_type", "type", "tags", "push_time",
+              "pull_time", "base", "labels", "id")
+ARTIFACT_SORT: dict[str, Callable[[Candidate], Any]] = {
+    "push_time": lambda c: c.row.pushed_at, "pull_time": lambda c: c.row.pulled_at, "id": lambda c: c.row.id,
+    "digest": lambda c: c.row.digest, "repository_name": lambda c: c.row.repository_name,
+}
+ARTIFACT_DEFAULT_SORT = "-push_time,-id"
+
+
+def _tags_match(term: Term, tags: list[TagRow]) -> bool:
+    """`tags=*` tagged, `tags=nil` untagged, `tags=v` / `tags=~v` / `tags={a b}` some tag matches."""
+    if term.kind == "exact" and term.value == "*":
+        return bool(tags)
+    if term.kind == "exact" and term.value == "nil":
+        return not tags
+    return any(term.matches(t.name) for t in tags)
+
+
+def _select_artifacts(candidates: list[Candidate], terms: dict[str, Term]) -> list[Candidate]:
+    selected = []
+    for c in candidates:
+        if "labels" in terms:
+            continue  # no labels exist, so no artifact carries the asked ones
+        if "tags" in terms and not _tags_match(terms["tags"], c.tags):
+            continue
+        fields: dict[str, Any] = {
+            "digest": c.row.digest, "manifest_media_type": c.row.manifest_media_type,
+            "artifact_type": c.row.artifact_type, "push_time": _qtime(c.row.pushed_at),
+            "pull_time": _qtime(c.row.pulled_at), "id": str(c.row.id), "repository_name": c.row.repository_name,
+        }
+        if "media_type" in terms or "type" in terms:
+            fields["media_type"], fields["type"] = c.media_type, c.type
+        if any(not term.matches(fields.get(key)) for key, term in terms.items() if key in fields):
+            continue
+        selected.append(c)
+    return selected
+
+
+def _include_all(terms: dict[str, Term]) -> bool:
+    base = terms.get("base")
+    if base is None:
+        return False
+    if base.kind != "exact" or base.value != "*":
+        raise Invalid('the value of "base" can only be "*" (exact match)')
+    return True
+
+
+async def _artifact_page(request: Request, response: Response, services: Services, paging: Paging,
+                         candidates: list[Candidate], terms: dict[str, Term], sort: str | None,
+                         with_tag: bool, with_accessory: bool,
+                         latest_in_repository: bool = False) -> list[dict[str, Any]]:
+    selected = _select_artifacts(candidates, terms)
+    if latest_in_repository and ("media_type" in terms or "artifact_type" in terms):
+        latest: dict[int, Candidate] = {}
+        for c in selected:
+            seen = latest.get(c.row.repository_id)
+            if seen is None or (_sortable(c.row.pushed_at), c.row.id) > (_sortable(seen.row.pushed_at), seen.row.id):
+                latest[c.row.repository_id] = c
+        selected = list(latest.values())
+    ordered = _sorted(selected, sort, ARTIFACT_SORT, ARTIFACT_DEFAULT_SORT)
+    page = _page(request, response, paging, ordered)
+    arts = await services.artifacts.assemble(page, with_accessory=with_accessory)
+    return [artifact_json(a, with_tag=with_tag) for a in arts]
+
+
+# -- tags of an artifact ------------------------------------------------------------------------
+
+
+@router.get(ARTIFACT + "/tags")
+async def list_tags(request: Request, response: Response, project_name: str, repository_name: str, reference: str,
+                    services: ServicesDep, principal: PrincipalDep, paging: PagingDep, q: str | None = None,
+                    sort: str | None = None, with_immutable_status: bool = False) -> list[dict[str, Any]]:
+    _, repo = await _repository(services, principal, project_name, repository_name, "tag:list")
+    art = await services.artifacts.resolve(repo, reference)
+    terms = _terms(q, ("name", "id", "push_time"))
+    selected = [t for t in await services.artifacts.tags(art)
+                if all(term.matches({"name": t.name, "id": str(tag_id(t)), "push_time": _qtime(t.updated_at)}[key])
+                       for key, term in terms.items())]
+    keys: dict[str, Callable[[TagRow], Any]] = {"name": lambda t: t.name, "push_time": lambda t: t.updated_at,
+                                                 "id": tag_id}
+    ordered = _sorted(selected, sort, keys, "-push_time,name")
+    return [tag_json(t, art) for t in _page(request, response, paging, ordered)]
+
+
+@router.post(ARTIFACT + "/tags", status_code=201)
+async def create_tag(request: Request, project_name: str, repository_name: str, reference: str, body: NewTag,
+                     services: ServicesDep, principal: PrincipalDep) -> Response:
+    project, repo = await _repository(services, principal, project_name, repository_name, "tag:create")
+    _, tag = await services.artifacts.create_tag(repo, reference, body.name)
+    _audit(services, request, principal, "create", "tag", f"{repo.name}:{tag.name}", project)
+    location = (f"/api/v2.0/projects/{project.name}/repositories/{quote(quote(_short(repo), safe=''), safe='')}"
+                f"/artifacts/{reference}/tags/{tag.name}")
+    return Response(status_code=201, headers={"Location": location})
+
+
+@router.delete(ARTIFACT + "/tags/{tag_name}")
+async def delete_tag(request: Request, project_name: str, repository_name: str, reference: str, tag_name: str,
+                     services: ServicesDep, principal: PrincipalDep) -> Response:
+    project, repo = await _repository(services, principal, project_name, repository_name, "tag:delete")
+    await services.artifacts.delete_tag(repo, reference, tag_name)
+    _audit(services, request, principal, "delete", "tag", f"{repo.name}:{tag_name}", project)
+    return Response(status_code=200)
+
+
+@router.get(ARTIFACT + "/accessories")
+async def list_accessories(request: Request, response: Response, project_name: str, repository_name: str,
+                           reference: str, services: ServicesDep, principal: PrincipalDep, paging: PagingDep,
+                           q: str | None = None, sort: str | None = None) -> list[dict[str, Any]]:
+    _, repo = await _repository(services, principal, project_name, repository_name, "artifact:read")
+    terms = _terms(q, ("type", "digest"))
+    art = await services.artifacts.get(repo, reference, with_accessory=True)
+    selected = [a for a in art.accessories
+                if all(term.matches({"type": a.type, "digest": a.row.digest}[key]) for key, term in terms.items())]
+    keys: dict[str, Callable[[Accessory], Any]] = {"creation_time": lambda a: a.row.pushed_at,
+                                                   "id": lambda a: a.row.id}
+    ordered = _sorted(selected, sort, keys, "-creation_time")
+    return [accessory_json(a) for a in _page(request, response, paging, ordered)]
+
+
+# -- artifacts ----------------------------------------------------------------------------------
+
+
+@router.get(ARTIFACT)
+async def get_artifact(project_name: str, repository_name: str, reference: str, services: ServicesDep,
+                       principal: PrincipalDep, with_tag: bool = True, with_label: bool = False,
+                       with_accessory: bool = False) -> dict[str, Any]:
+    _, repo = await _repository(services, principal, project_name, repository_name, "artifact:read")
+    art = await services.artifacts.get(repo, reference, with_accessory=with_accessory)
+    return artifact_json(art, with_tag=with_tag)
+
+
+@router.delete(ARTIFACT)
+async def delete_artifact(request: Request, project_name: str, repository_name: str, reference: str,
+                          services: ServicesDep, principal: PrincipalDep) -> Response:
+    project, repo = await _repository(services, principal, project_name, repository_name, "artifact:delete")
+    deleted = await services.artifacts.delete(repo, reference)
+    _audit(services, request, principal, "delete", "artifact", f"{repo.name}@{deleted.digest}", project)
+    return Response(status_code=200)
+
+
+@router.get(REPO + "/artifacts")
+async def list_artifacts(request: Request, response: Response, project_name: str, repository_name: str,
+                         services: ServicesDep, principal: PrincipalDep, paging: PagingDep, q: str | None = None,
+                         sort: str | None = None, with_tag: bool = True, with_label: bool = False,
+                         with_accessory: bool = False) -> list[dict[str, Any]]:
+    _, repo = await _repository(services, principal, project_name, repository_name, "artifact:list")
+    terms = _terms(q, ARTIFACT_Q)
+    candidates = await services.artifacts.candidates(
+        repository_id=repo.id, include_all=_include_all(terms), with_content="media_type" in terms or "type" in terms)
+    return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
+                                with_accessory)
+
+
+@router.get("/projects/{project_name_or_id}/artifacts")
+async def list_project_artifacts(request: Request, response: Response, project_name_or_id: str,
+                                 services: ServicesDep, principal: PrincipalDep, paging: PagingDep,
+                                 q: str | None = None, sort: str | None = None, with_tag: bool = True,
+                                 with_label: bool = False, with_accessory: bool = False,
+                                 latest_in_repository: bool = False,
+                                 x_is_resource_name: IsResourceName = None) -> list[dict[str, Any]]:
+    project = await project_for(services, principal, project_name_or_id, "artifact:list", x_is_resource_name)
+    terms = _terms(q, (*ARTIFACT_Q, "repository_name"))
+    candidates = await services.artifacts.candidates(
+        project_id=project.id, include_all=_include_all(terms),
+        with_content="media_type" in terms or "type" in terms)
+    return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
+                                with_accessory, latest_in_repository)
+
+
+# -- repositories (after the artifact routes: their `:path` would swallow those) ----------------
+
+
+@router.get("/projects/{project_name}/repositories")
+async def list_repositories(request: Request, response: Response, project_name: str, services: ServicesDep,
+                            principal: PrincipalDep, paging: PagingDep, q: str | None = None,
+                            sort: str | None = None) -> list[dict[str, Any]]:
+    project = await _project(services, principal, project_name, "repository:list")
+    terms = _terms(q, ("name", "id", "creation_time", "update_time", "pull_count", "artifact_count"))
+    selected = []
+    for repo in await services.artifacts.repositories(project.id):
+        fields = {"name": repo.name, "id": str(repo.id), "creation_time": _qtime(repo.created_at),
+                  "update_time": _qtime(repo.updated_at), "pull_count": str(repo.pull_count),
+                  "artifact_count": str(repo.artifact_count)}
+        if all(term.matches(fields[key]) for key, term in terms.items()):
+            selected.append(repo)
+    keys: dict[str, Callable[[RepositoryRow], Any]] = {
+        "name": lambda r: r.name, "creation_time": lambda r: r.created_at, "update_time": lambda r: r.updated_at,
+        "pull_count": lambda r: r.pull_count, "artifact_count": lambda r: r.artifact_count, "id": lambda r: r.id,
+    }
+    ordered = _sorted(selected, sort, keys, "-creation_time,-id")
+    return [repository_json(r) for r in _page(request, response, paging, ordered)]
+
+
+@router.get(REPO)
+async def get_repository(project_name: str, repository_name: str, services: ServicesDep,
+                         principal: PrincipalDep) -> dict[str, Any]:
+    _, repo = await _repository(services, principal, project_name, repository_name, "repository:read")
+    return repository_json(repo)
+
+
+@router.put(REPO)
+async def update_repository(request: Request, project_name: str, repository_name: str, body: RepositoryReq,
+                            services: ServicesDep, principal: PrincipalDep) -> Response:
+    project, repo = await _repository(services, principal, project_name, repository_name, "repository:update")
+    await services.artifacts.update_repository(repo, description=body.description)
+    _audit(services, request, principal, "update", "repository", repo.name, project)
+    return Response(status_code=200)
+
+
+@router.delete(REPO)
+async def delete_repository(request: Request, project_name: str, repository_name: str, services: ServicesDep,
+                            principal: PrincipalDep) -> Response:
+    project, repo = await _repository(services, principal, project_name, repository_name, "repository:delete")
+    await services.artifacts.delete_repository(repo)
+    _audit(services, request, principal, "delete", "repository", repo.name, project)
+    return Response(status_code=200)
