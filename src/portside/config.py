@@ -61,6 +61,14 @@ class AuditSettings(BaseModel):
     flush_seconds: float = Field(1.0, gt=0)
 
 
+class JobsSettings(BaseModel):
+    run_in_server: bool = Field(True, description="run job workers and the scheduler inside `portside serve`")
+    poll_seconds: float = Field(1.0, gt=0)
+    max_concurrent: dict[str, int] = Field(default_factory=lambda: {"default": 5, "gc": 1},
+                                           description="running tasks per kind, like Harbor's max_concurrent")
+    stale_seconds: float = Field(120, ge=10, description="a running task silent this long is re-queued")
+
+
 class TLSSettings(BaseModel):
     cert: Path | None = None
     key: Path | None = None
@@ -86,6 +94,7 @@ class Settings(BaseSettings):
     tls: TLSSettings = TLSSettings()
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
+    jobs: JobsSettings = JobsSettings()
     admin_password: SecretStr | None = Field(None, description="initial admin password (PORTSIDE_ADMIN_PASSWORD)")
     admin_password_file: Path | None = Field(None, description="file holding it, e.g. a mounted Kubernetes secret")
 

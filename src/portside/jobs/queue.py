@@ -164,6 +164,8 @@ class JobQueue:
 
     async def _settle(self, conn: Any, execution_id: int) -> None:
         """Derive the execution's status from its tasks once none is left to run."""
+        # Lock the execution first, so two tasks finishing at once do not each miss the other's end.
+        await conn.execute(select(executions.c.id).where(executions.c.id == execution_id).with_for_update())
         query = select(tasks.c.status).where(tasks.c.execution_id == execution_id)
         statuses = [r[0] for r in await conn.execute(query)]
         if any(s not in FINAL for s in statuses):

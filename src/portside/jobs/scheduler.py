@@ -75,6 +75,13 @@ class Scheduler:
                 schedules.c.vendor_type == vendor_type, schedules.c.vendor_id == vendor_id))).first()
         return _row(row) if row else None
 
+    async def launch(self, vendor_type: str, vendor_id: int, params: dict[str, Any], trigger: str) -> int | None:
+        """Start an execution now (a manual trigger, or a schedule firing)."""
+        launcher = self.launchers.get(vendor_type)
+        if launcher is None:
+            raise KeyError(f"no launcher for {vendor_type}")
+        return await launcher(vendor_id, params, trigger)
+
     async def tick(self, moment: datetime | None = None) -> list[int]:
         """Fire every due schedule once; returns the executions launched here."""
         moment = moment or datetime.now(UTC)
@@ -89,11 +96,11 @@ class Scheduler:
                     next_run_at=following, updated_at=moment))
             if won.rowcount != 1:
                 continue  # another replica fired this tick
-            launcher = self.launchers.get(s.vendor_type)
-            if launcher is None:
+            try:
+                execution_id = await self.launch(s.vendor_type, s.vendor_id, s.params, "SCHEDULE")
+            except KeyError:
                 log.error("no launcher for scheduled %s", s.vendor_type)
                 continue
-            execution_id = await launcher(s.vendor_id, s.params, "SCHEDULE")
             if execution_id is not None:
                 launched.append(execution_id)
         return launched

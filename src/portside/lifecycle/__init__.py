@@ -1,0 +1,1 @@
+"""Keeping registries in check: garbage collection, retention, immutability and quotas."""
