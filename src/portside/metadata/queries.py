@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from portside.metadata.database import Database
 from portside.metadata.models import (
@@ -73,6 +74,10 @@ class RegistryQueries:
         self.db = db
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
 
+    def _bytewise(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        """Order names ASCIIbetically, as the spec asks, whatever the PostgreSQL database's collation."""
+        return column.collate("C") if self.db.dialect == "postgresql" else column
+
     # -- repositories --------------------------------------------------------------------------
 
     async def repository_id(self, conn: AsyncConnection, name: str) -> int | None:
@@ -93,11 +98,12 @@ class RegistryQueries:
 
     async def list_repositories(self, limit: int | None, last: str | None,
                                 project_ids: set[int] | None = None) -> list[str]:
-        query = select(repos.c.name).order_by(repos.c.name)
+        name = self._bytewise(repos.c.name)
+        query = select(repos.c.name).order_by(name)
         if project_ids is not None:
             query = query.where(repos.c.project_id.in_(sorted(project_ids)))
         if last:
-            query = query.where(repos.c.name > last)
+            query = query.where(name > last)
         if limit is not None:
             query = query.limit(limit)
         async with self.db.read() as conn:
@@ -292,9 +298,10 @@ class RegistryQueries:
             repo_id = await self.repository_id(conn, name)
             if repo_id is None:
                 return None
-            query = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name)
+            tag = self._bytewise(tags.c.name)
+            query = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tag)
             if last:
-                query = query.where(tags.c.name > last)
+                query = query.where(tag > last)
             if limit is not None:
                 query = query.limit(limit)
             return list((await conn.execute(query)).scalars())
