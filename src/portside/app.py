@@ -26,14 +26,17 @@ from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
 from portside.content.uploads import UploadService
 from portside.logs import AccessLogMiddleware, configure_logging
+from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
 from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
 from portside.metadata.artifacts import ArtifactQueries
+from portside.metadata.audit import AuditQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
+from portside.metadata.statistics import StatisticsQueries
 from portside.registry.routing import routes as registry_routes
 from portside.registry.token import token
 from portside.services import Services
@@ -78,6 +81,9 @@ def build_services(settings: Settings) -> Services:
         project_admin=ProjectService(db, projects),
         user_admin=UserService(db, accounts),
         robot_admin=RobotService(db, accounts, projects),
+        member_admin=MemberService(db, projects, accounts),
+        audit_log=AuditQueries(db),
+        statistics=StatisticsQueries(db),
         artifacts=ArtifactService(ArtifactQueries(db), store),
     )
 

@@ -14,12 +14,15 @@ from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
+from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
 from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
+from portside.metadata.audit import AuditQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
+from portside.metadata.statistics import StatisticsQueries
 from portside.storage.ports import BlobStore
 
 
@@ -41,4 +44,7 @@ class Services:
     project_admin: ProjectService
     user_admin: UserService
     robot_admin: RobotService
+    member_admin: MemberService
+    audit_log: AuditQueries
+    statistics: StatisticsQueries
     artifacts: ArtifactService

@@ -1,0 +1,131 @@
+"""/systeminfo, /health, /statistics and /search (Harbor's `GeneralInfo`, `OverallHealthStatus`,
+`Statistic` and `Search` shapes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from portside import __version__
+from portside.api.deps import PrincipalDep, ServicesDep, require_signed_in
+from portside.api.projects import project_json
+from portside.api.timefmt import iso
+
+router = APIRouter(tags=["systeminfo"])
+SEARCH_LIMIT = 100
+
+
+def _hosts(request: Request) -> tuple[str, str]:
+    """The registry host (what `docker login` takes) and the external URL, as the caller reached us."""
+    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or request.url.netloc
+    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
+    return host, f"{scheme}://{host}"
+
+
+@router.get("/systeminfo")
+async def system_info(request: Request, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "auth_mode": "db_auth",
+        "primary_auth_mode": False,
+        "self_registration": False,
+        "banner_message": "",
+        "current_time": iso(datetime.now(UTC)),
+        "oidc_provider_name": "",
+    }
+    if principal.is_anonymous and not services.settings.open_registry:
+        return info  # Harbor keeps the rest for signed-in callers
+    registry_url, external_url = _hosts(request)
+    return {
+        **info,
+        "with_chartmuseum": False,
+        "registry_url": registry_url,
+        "external_url": external_url,
+        "project_creation_restriction": "everyone",
+        "has_ca_root": False,
+        "harbor_version": __version__,
+        "registry_storage_provider_name": "filesystem",
+        "read_only": False,
+        "notification_enable": False,
+    }
+
+
+async def _component(name: str, check: Any) -> dict[str, str]:
+    try:
+        await check()
+    except Exception as exc:
+        return {"name": name, "status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"name": name, "status": "healthy"}
+
+
+@router.get("/health")
+async def health(services: ServicesDep) -> dict[str, Any]:
+    async def core() -> None:
+        return None
+
+    async def storage() -> None:
+        root = services.settings.storage_root
+        writable = await asyncio.to_thread(lambda: root.is_dir() and os.access(root, os.W_OK))
+        if not writable:
+            raise OSError(f"{root} is not a writable directory")
+
+    components = [await _component("core", core), await _component("database", services.db.ping),
+                  await _component("storage", storage)]
+    healthy = all(c["status"] == "healthy" for c in components)
+    return {"status": "healthy" if healthy else "unhealthy", "components": components}
+
+
+@router.get("/statistics")
+async def statistics(services: ServicesDep, principal: PrincipalDep) -> dict[str, int]:
+    require_signed_in(principal)
+    visible = await services.access.visible_project_ids(principal)
+    async with services.db.read() as conn:
+        every = await services.projects.all(conn)
+        repo_counts = await services.statistics.repository_counts(conn)
+        storage = await services.statistics.storage_consumption(conn) if principal.sysadmin else 0
+    seen = [p for p in every if visible is None or p.id in visible]
+    public = [p for p in seen if p.public]
+    private = [p for p in seen if not p.public]
+    stats = {
+        "private_project_count": len(private),
+        "private_repo_count": sum(repo_counts.get(p.id, 0) for p in private),
+        "public_project_count": len(public),
+        "public_repo_count": sum(repo_counts.get(p.id, 0) for p in public),
+        "total_project_count": 0,
+        "total_repo_count": 0,
+        "total_storage_consumption": 0,
+    }
+    if principal.sysadmin:
+        stats["total_project_count"] = len(every)
+        stats["total_repo_count"] = sum(repo_counts.values())
+        stats["total_storage_consumption"] = storage
+    return stats
+
+
+@router.get("/search")
+async def search(services: ServicesDep, principal: PrincipalDep, q: str = Query(...)) -> dict[str, Any]:
+    text = q.strip()
+    visible = await services.access.visible_project_ids(principal)
+    async with services.db.read() as conn:
+        every = await services.projects.all(conn)
+        seen = {p.id: p for p in every if visible is None or p.id in visible}
+        hits = await services.statistics.search_repositories(conn, text, None if visible is None else set(seen),
+                                                             limit=SEARCH_LIMIT)
+    projects = [p for p in seen.values() if text.lower() in p.name.lower()][:SEARCH_LIMIT]
+    repositories = []
+    for hit in hits:
+        project = seen.get(hit.project_id or 0)
+        if project is None:
+            continue
+        repositories.append({
+            "project_id": project.id,
+            "project_name": project.name,
+            "project_public": project.public,
+            "repository_name": hit.name,
+            "pull_count": hit.pull_count,
+            "artifact_count": hit.artifact_count,
+        })
+    return {"project": [await project_json(services, principal, p) for p in projects], "repository": repositories}
