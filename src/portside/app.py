@@ -25,6 +25,11 @@ from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
 from portside.content.uploads import UploadService
+from portside.jobs.queue import JobQueue
+from portside.jobs.scheduler import Scheduler
+from portside.jobs.worker import Handler, Worker
+from portside.lifecycle.gc import GarbageCollector
+from portside.lifecycle.gc_jobs import GC_TASK, GC_VENDOR, gc_handler, gc_launcher
 from portside.logs import AccessLogMiddleware, configure_logging
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
@@ -33,6 +38,7 @@ from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
 from portside.metadata.artifacts import ArtifactQueries
 from portside.metadata.audit import AuditQueries
+from portside.metadata.changes import ChangeCounter, listen_for_changes
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
@@ -59,9 +65,16 @@ async def load_signing(settings: Settings, accounts: AccountQueries) -> tuple[To
             SessionService(pem, ttl_seconds=settings.auth.session_ttl_seconds))
 
 
+def database_for(settings: Settings) -> Database:
+    """The metadata database, with the change counter every process on this host shares."""
+    changes = ChangeCounter(settings.data_dir.absolute() / ".portside-changes")
+    return Database(settings.database_url, pool_size=settings.database.pool_size, changes=changes)
+
+
 def build_services(settings: Settings) -> Services:
-    db = Database(settings.database_url, pool_size=settings.database.pool_size)
+    db = database_for(settings)
     store = FilesystemBlobStore(settings.storage_root)
+    jobs = JobQueue(db, stale_after=settings.jobs.stale_seconds)
     queries = RegistryQueries(db)
     accounts, projects = AccountQueries(db), ProjectQueries(db)
     return Services(
@@ -85,6 +98,9 @@ def build_services(settings: Settings) -> Services:
         audit_log=AuditQueries(db),
         statistics=StatisticsQueries(db),
         artifacts=ArtifactService(ArtifactQueries(db), store),
+        jobs=jobs,
+        scheduler=Scheduler(db, {GC_VENDOR: gc_launcher(jobs)}),
+        gc=GarbageCollector(db, store),
     )
 
 
@@ -106,6 +122,16 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
+def job_handlers(services: Services) -> dict[str, Handler]:
+    """Every kind of task this process can run, by name."""
+    return {GC_TASK: gc_handler(services.gc)}
+
+
+def build_worker(services: Services) -> Worker:
+    jobs = services.settings.jobs
+    return Worker(services.jobs, job_handlers(services), jobs.max_concurrent, poll_seconds=jobs.poll_seconds)
+
+
 def create_app(settings: Settings) -> Starlette:
     services = build_services(settings)
 
@@ -119,6 +145,14 @@ def create_app(settings: Settings) -> Starlette:
             asyncio.create_task(flush_pulls_forever(services.manifests, settings.registry.pull_flush_seconds)),
             asyncio.create_task(services.audit.run(settings.audit.flush_seconds)),
         ]
+        listen = services.db.listen_url()
+        if listen is not None:
+            background.append(asyncio.create_task(listen_for_changes(listen, services.db.changes)))
+        if settings.jobs.run_in_server:
+            background += [
+                asyncio.create_task(build_worker(services).run()),
+                asyncio.create_task(services.scheduler.run(settings.jobs.poll_seconds)),
+            ]
         try:
             yield
         finally:

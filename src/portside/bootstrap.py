@@ -24,7 +24,7 @@ ADMIN = "admin"
 
 
 async def _bootstrap(settings: Settings) -> str | None:
-    db = Database(settings.database_url, pool_size=2)
+    db = Database(settings.database_url, pool_size=2)  # runs before any worker: no cache to tell
     accounts, projects = AccountQueries(db), ProjectQueries(db)
     generated = None
     try:

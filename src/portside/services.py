@@ -14,6 +14,9 @@ from portside.content.blobs import BlobService
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
+from portside.jobs.queue import JobQueue
+from portside.jobs.scheduler import Scheduler
+from portside.lifecycle.gc import GarbageCollector
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -48,3 +51,6 @@ class Services:
     audit_log: AuditQueries
     statistics: StatisticsQueries
     artifacts: ArtifactService
+    jobs: JobQueue
+    scheduler: Scheduler
+    gc: GarbageCollector

@@ -45,12 +45,12 @@ class AuditRecorder:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             await conn.execute(insert(audit_logs), [asdict(e) for e in batch])
 
     async def purge_expired(self) -> int:
         cutoff = datetime.now(UTC) - self.retention
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             result = await conn.execute(delete(audit_logs).where(audit_logs.c.op_time < cutoff))
         return int(result.rowcount or 0)
 

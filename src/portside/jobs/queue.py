@@ -85,7 +85,7 @@ class JobQueue:
                      work: Sequence[tuple[str, dict[str, Any]]] = (), max_attempts: int = 3) -> int:
         """Create an execution and its tasks in one transaction; returns the execution id."""
         ts = now()
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             execution_id = int((await conn.execute(insert(executions).values(
                 vendor_type=vendor_type, vendor_id=vendor_id, status=PENDING if work else SUCCESS,
                 trigger=trigger, params=json.dumps(params or {}), result="{}", status_message="",
@@ -110,7 +110,7 @@ class JobQueue:
         """Take the oldest due task of a kind this worker handles and whose concurrency limit allows."""
         if not await self.has_due(list(limits)):
             return None
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             running: dict[str, int] = dict((await conn.execute(
                 select(tasks.c.kind, func.count()).where(tasks.c.status == RUNNING).group_by(tasks.c.kind)
             )).all())
@@ -141,7 +141,7 @@ class JobQueue:
         values: dict[str, Any] = {"heartbeat_at": now()}
         if log is not None:
             values["log"] = log
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             await conn.execute(update(tasks).where(tasks.c.id == task_id, tasks.c.status == RUNNING).values(**values))
             stop = (await conn.execute(select(executions.c.cancel_requested).select_from(
                 tasks.join(executions, executions.c.id == tasks.c.execution_id)).where(tasks.c.id == task_id))).scalar()
@@ -158,7 +158,7 @@ class JobQueue:
             values.update(status=PENDING, run_after=ts + timedelta(seconds=delay), claimed_by=None, end_time=None)
         else:
             values["status"] = status
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             await conn.execute(update(tasks).where(tasks.c.id == task.id).values(**values))
             await self._settle(conn, task.execution_id)
 
@@ -177,7 +177,7 @@ class JobQueue:
 
     async def stop(self, execution_id: int) -> None:
         """Ask an execution to stop: pending tasks stop now, running ones at their next heartbeat."""
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             await conn.execute(update(executions).where(executions.c.id == execution_id).values(cancel_requested=True))
             await conn.execute(update(tasks).where(tasks.c.execution_id == execution_id,
                                                    tasks.c.status == PENDING).values(status=STOPPED, end_time=now()))
@@ -186,14 +186,14 @@ class JobQueue:
     async def reclaim_stale(self) -> int:
         """Tasks whose worker stopped heart-beating (crashed) go back to the queue."""
         cutoff = now() - self.stale_after
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             result = await conn.execute(update(tasks).where(
                 tasks.c.status == RUNNING, tasks.c.heartbeat_at < cutoff).values(
                 status=PENDING, claimed_by=None, run_after=now()))
         return int(result.rowcount or 0)
 
     async def set_result(self, execution_id: int, result: dict[str, Any]) -> None:
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             await conn.execute(update(executions).where(executions.c.id == execution_id).values(
                 result=json.dumps(result)))
 

@@ -58,7 +58,7 @@ class Scheduler:
                   params: dict[str, Any] | None = None) -> ScheduleRow | None:
         """Create, replace or (for None/Manual) remove the schedule of one vendor object."""
         parsed = parse_schedule(schedule_type, cron)
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             await conn.execute(delete(schedules).where(
                 schedules.c.vendor_type == vendor_type, schedules.c.vendor_id == vendor_id))
             if parsed is None:
@@ -90,7 +90,7 @@ class Scheduler:
         launched = []
         for s in due:
             following = CronSchedule(s.schedule_type, s.cron).next_after(moment)
-            async with self.db.write() as conn:
+            async with self.db.write(content=False) as conn:
                 won = await conn.execute(update(schedules).where(
                     schedules.c.id == s.id, schedules.c.next_run_at == s.next_run_at).values(
                     next_run_at=following, updated_at=moment))

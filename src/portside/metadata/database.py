@@ -16,6 +16,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from portside.metadata.changes import CHANNEL, ChangeCounter
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -47,8 +49,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, changes: ChangeCounter | None = None) -> None:
         self.url = url
+        self.changes = changes or ChangeCounter()
         target = async_url(url)
         self.dialect = target.get_backend_name()
         if self.dialect == "sqlite":
@@ -69,21 +72,34 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction: committed when the block ends, rolled back when it raises."""
+    async def write(self, *, content: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A transaction: committed when the block ends, rolled back when it raises.
+
+        `content=False` marks bookkeeping writes (pull times, audit, jobs) that change nothing the
+        read caches hold, so they do not invalidate them."""
         if self.dialect != "sqlite":
             async with self.engine.begin() as conn:
                 yield conn
-            return
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.exec_driver_sql("ROLLBACK")
-                raise
-            await conn.exec_driver_sql("COMMIT")
+                if content:
+                    await conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+        else:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                await conn.exec_driver_sql("COMMIT")
+        if content:
+            self.changes.bump()
+
+    def listen_url(self) -> str | None:
+        """A libpq connection string for LISTEN, on PostgreSQL."""
+        if self.dialect != "postgresql":
+            return None
+        return sync_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def ping(self) -> None:
         async with self.read() as conn:

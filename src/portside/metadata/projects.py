@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from portside.metadata.database import Database
 from portside.metadata.models import Project, ProjectMember, Repository, User, table
 from portside.metadata.queries import now
+from portside.metadata.readcache import ReadCache
 
 projects = table(Project)
 members = table(ProjectMember)
@@ -49,8 +50,11 @@ def _project(row: Any) -> ProjectRow:
 class ProjectQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.cache = ReadCache(db.changes)
 
     async def by_name(self, name: str, conn: AsyncConnection | None = None) -> ProjectRow | None:
+        if conn is None:  # outside a transaction: the hot path of every registry request
+            return await self.cache.get_or_load(("project", name), lambda: self._one(projects.c.name == name, None))
         return await self._one(projects.c.name == name, conn)
 
     async def by_id(self, project_id: int, conn: AsyncConnection | None = None) -> ProjectRow | None:
@@ -97,6 +101,9 @@ class ProjectQueries:
     # -- members -------------------------------------------------------------------------------
 
     async def role_of(self, project_id: int, user_id: int) -> int | None:
+        return await self.cache.get_or_load(("role", project_id, user_id), lambda: self._role_of(project_id, user_id))
+
+    async def _role_of(self, project_id: int, user_id: int) -> int | None:
         q = select(members.c.role_id).where(members.c.project_id == project_id, members.c.user_id == user_id)
         async with self.db.read() as conn:
             return (await conn.execute(q)).scalar()

@@ -29,6 +29,7 @@ from portside.metadata.models import (
     Upload,
     table,
 )
+from portside.metadata.readcache import ReadCache
 
 repos = table(Repository)
 projects = table(Project)
@@ -72,6 +73,7 @@ class UploadRow:
 class RegistryQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.cache = ReadCache(db.changes)
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
 
     def _bytewise(self, column: ColumnElement[str]) -> ColumnElement[str]:
@@ -112,6 +114,10 @@ class RegistryQueries:
     # -- blobs ---------------------------------------------------------------------------------
 
     async def blob_size_in_repository(self, name: str, digest: str) -> int | None:
+        key = ("blob_size_in_repository", name, digest)
+        return await self.cache.get_or_load(key, lambda: self._blob_size_in_repository(name, digest))
+
+    async def _blob_size_in_repository(self, name: str, digest: str) -> int | None:
         query = (
             select(blobs.c.size)
             .select_from(repos.join(links, links.c.repository_id == repos.c.id).join(
@@ -192,6 +198,10 @@ class RegistryQueries:
     # -- manifests -----------------------------------------------------------------------------
 
     async def manifest_by_tag(self, name: str, tag: str) -> StoredManifest | None:
+        key = ("manifest_by_tag", name, tag)
+        return await self.cache.get_or_load(key, lambda: self._manifest_by_tag(name, tag))
+
+    async def _manifest_by_tag(self, name: str, tag: str) -> StoredManifest | None:
         query = (
             select(manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.content)
             .select_from(repos.join(tags, tags.c.repository_id == repos.c.id).join(
@@ -203,6 +213,10 @@ class RegistryQueries:
         return StoredManifest(row.id, row.digest, row.media_type, row.content) if row else None
 
     async def manifest_by_digest(self, name: str, digest: str) -> StoredManifest | None:
+        key = ("manifest_by_digest", name, digest)
+        return await self.cache.get_or_load(key, lambda: self._manifest_by_digest(name, digest))
+
+    async def _manifest_by_digest(self, name: str, digest: str) -> StoredManifest | None:
         query = (
             select(manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.content)
             .select_from(repos.join(manifests, manifests.c.repository_id == repos.c.id))
@@ -287,7 +301,7 @@ class RegistryQueries:
         await conn.execute(delete(manifests).where(manifests.c.id == manifest_id))
 
     async def record_pulls(self, pulls: dict[int, datetime]) -> None:
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:
             for manifest_id, ts in sorted(pulls.items()):
                 await conn.execute(update(manifests).where(manifests.c.id == manifest_id).values(pulled_at=ts))
 
