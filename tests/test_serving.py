@@ -1,0 +1,132 @@
+"""The `portside` command and the server process: configuration, health, logs, graceful shutdown."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from portside.config import ConfigError, load_settings
+from tests.servers import RunningServer, free_port
+
+
+def portside(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "portside", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_version_and_help_on_every_command() -> None:
+    assert portside("--version").stdout.startswith("portside ")
+    for command in ([], ["serve"], ["migrate"], ["config"]):
+        result = portside(*command, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, command
+
+
+def test_bad_configuration_names_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "portside.yaml"
+    config.write_text("port: not-a-number\ndatabase:\n  pool_size: 0\n")
+    result = portside("config", "--config", str(config))
+    assert result.returncode == 2
+    assert "port" in result.stderr and "database.pool_size" in result.stderr
+    config.write_text("unknown_setting: 1\n")
+    assert "unknown_setting" in portside("config", "--config", str(config)).stderr
+    config.write_text("port: [unclosed\n")
+    assert "not valid YAML" in portside("config", "--config", str(config)).stderr
+
+
+def test_precedence_defaults_file_environment_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "portside.yaml"
+    config.write_text("port: 6000\nworkers: 3\nlog:\n  format: json\n")
+    monkeypatch.delenv("PORTSIDE_PORT", raising=False)
+    settings = load_settings(config)
+    assert (settings.port, settings.workers, settings.log.format, settings.host) == (6000, 3, "json", "127.0.0.1")
+    monkeypatch.setenv("PORTSIDE_PORT", "7000")
+    monkeypatch.setenv("PORTSIDE_LOG__LEVEL", "debug")
+    settings = load_settings(config)
+    assert (settings.port, settings.log.level, settings.log.format) == (7000, "debug", "json")
+    assert load_settings(config, port=8000).port == 8000
+    with pytest.raises(ConfigError, match="tls"):
+        load_settings(None, tls={"cert": str(config)})
+
+
+@pytest.fixture
+def json_server(tmp_path: Path) -> Iterator[RunningServer]:
+    srv = RunningServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'p.db'}", workers=1,
+                        env={"PORTSIDE_LOG__FORMAT": "json", "PORTSIDE_LOG__ACCESS_LOG": "true"}).start()
+    yield srv
+    srv.stop()
+
+
+def test_json_access_log_health_and_readiness(json_server: RunningServer) -> None:
+    with httpx.Client(base_url=json_server.url) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        assert c.get("/readyz").json() == {"status": "ready"}
+        assert c.get("/v2/acme/app/tags/list?secret=do-not-log").status_code == 404
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in json_server.log().splitlines() if x.startswith("{")]
+        access = [x for x in lines if x.get("logger") == "portside.access" and x.get("path") == "/v2/acme/app/tags/list"]
+        if access:
+            break
+        time.sleep(0.1)
+    assert access, json_server.log()
+    entry = access[0]
+    assert entry["status"] == 404 and entry["method"] == "GET" and "duration_ms" in entry
+    assert "do-not-log" not in json_server.log(), "query strings can carry secrets; they are not logged"
+
+
+def test_sigterm_lets_an_in_flight_upload_finish(tmp_path: Path) -> None:
+    srv = RunningServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'p.db'}", workers=1).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            location = c.post("/v2/acme/app/blobs/uploads/").headers["location"]
+            chunk = os.urandom(256 * 1024)
+            sent = threading.Event()
+
+            def body() -> Iterator[bytes]:
+                for i in range(20):
+                    if i == 2:
+                        sent.set()
+                    time.sleep(0.05)
+                    yield chunk
+
+            result: dict[str, httpx.Response] = {}
+            thread = threading.Thread(target=lambda: result.update(r=c.patch(location, content=body())))
+            thread.start()
+            sent.wait(10)
+            assert srv.proc is not None
+            os.killpg(srv.proc.pid, signal.SIGTERM)
+            thread.join(30)
+            assert result["r"].status_code == 202, "the request in flight completed"
+            assert result["r"].headers["range"] == f"0-{20 * len(chunk) - 1}"
+        assert srv.proc.wait(30) is not None
+    finally:
+        srv.stop()
+    srv = RunningServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'p.db'}", workers=1).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            digest = "sha256:" + hashlib.sha256(chunk * 20).hexdigest()
+            r = c.put(location, params={"digest": digest})
+            assert r.status_code == 201, r.text
+            assert c.head(f"/v2/acme/app/blobs/{digest}").status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_port_flag_is_respected(tmp_path: Path) -> None:
+    port = free_port()
+    srv = RunningServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'p.db'}", workers=1, port=port).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        srv.stop()
