@@ -75,7 +75,8 @@ def test_json_access_log_health_and_readiness(json_server: RunningServer) -> Non
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         lines = [json.loads(x) for x in json_server.log().splitlines() if x.startswith("{")]
-        access = [x for x in lines if x.get("logger") == "portside.access" and x.get("path") == "/v2/acme/app/tags/list"]
+        access = [x for x in lines
+                  if x.get("logger") == "portside.access" and x.get("path") == "/v2/acme/app/tags/list"]
         if access:
             break
         time.sleep(0.1)
