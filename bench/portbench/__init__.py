@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of Portside, CNCF Distribution and nginx (see bench/README.md)."""
