@@ -131,3 +131,25 @@ def test_port_flag_is_respected(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
     finally:
         srv.stop()
+
+
+def test_login_throttle_refuses_with_429_past_the_hard_limit() -> None:
+    import asyncio
+
+    from portside.auth.throttle import LoginThrottle
+    from portside.errors import TooManyRequests
+
+    throttle = LoginThrottle(free_failures=1, max_delay=0.01, hard_limit=3)
+
+    async def scenario() -> None:
+        for _ in range(3):
+            await throttle.before_attempt("10.0.0.1|bob")
+            throttle.failed("10.0.0.1|bob")
+        with pytest.raises(TooManyRequests) as refused:
+            await throttle.before_attempt("10.0.0.1|bob")
+        assert refused.value.retry_after >= 1
+        await throttle.before_attempt("10.0.0.2|bob")  # another client is not affected
+        throttle.succeeded("10.0.0.1|bob")
+        await throttle.before_attempt("10.0.0.1|bob")
+
+    asyncio.run(scenario())

@@ -1,4 +1,5 @@
-"""Slow down repeated failed logins from one client: each failure in the window adds delay."""
+"""Slow down repeated failed logins from one client: each failure in the window adds delay, and past
+a hard limit attempts are refused outright (429) until old failures leave the window."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import asyncio
 import time
 from collections import deque
 
+from portside.errors import TooManyRequests
+
 
 class LoginThrottle:
-    def __init__(self, *, free_failures: int = 5, window_seconds: float = 300, max_delay: float = 5.0) -> None:
+    def __init__(self, *, free_failures: int = 5, window_seconds: float = 300, max_delay: float = 5.0,
+                 hard_limit: int = 30) -> None:
         self.free_failures = free_failures
+        self.hard_limit = hard_limit
         self.window = window_seconds
         self.max_delay = max_delay
         self._failures: dict[str, deque[float]] = {}
@@ -26,6 +31,10 @@ class LoginThrottle:
         return 0.0 if excess < 0 else min(self.max_delay, 0.25 * 2 ** min(excess, 8))
 
     async def before_attempt(self, client: str) -> None:
+        recent = self._recent(client)
+        if len(recent) >= self.hard_limit:
+            retry = max(1, int(recent[0] + self.window - time.monotonic()) + 1)
+            raise TooManyRequests(f"too many failed sign-in attempts; try again in {retry} s", retry_after=retry)
         delay = self.delay_for(client)
         if delay:
             await asyncio.sleep(delay)

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import ANONYMOUS, Principal
-from portside.errors import Unauthorized, Unsupported
+from portside.errors import TooManyRequests, Unauthorized, Unsupported
 from portside.registry.authz import claimed_user, client_ip
 from portside.services import Services
 
@@ -54,6 +54,10 @@ async def token(request: Request) -> Response:
         return _error(401, "UNAUTHORIZED", exc.message)
     except Unsupported as exc:
         return _error(400, "UNSUPPORTED", exc.message)
+    except TooManyRequests as exc:
+        response = _error(429, "TOOMANYREQUESTS", exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if principal is not ANONYMOUS:
         services.audit.record(AuditEvent("login", "login", "token", principal.name, client_ip=ip))
     access = await services.access.grant(principal, [s for scope in scopes for s in scope.split(" ")])
