@@ -30,6 +30,7 @@ from portside.jobs.scheduler import Scheduler
 from portside.jobs.worker import Handler, Worker
 from portside.lifecycle.gc import GarbageCollector
 from portside.lifecycle.gc_jobs import GC_TASK, GC_VENDOR, gc_handler, gc_launcher
+from portside.lifecycle.quotas import QuotaService
 from portside.logs import AccessLogMiddleware, configure_logging
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
@@ -77,13 +78,14 @@ def build_services(settings: Settings) -> Services:
     jobs = JobQueue(db, stale_after=settings.jobs.stale_seconds)
     queries = RegistryQueries(db)
     accounts, projects = AccountQueries(db), ProjectQueries(db)
+    quotas = QuotaService(db)
     return Services(
         settings=settings,
         db=db,
         store=store,
-        blobs=BlobService(store, queries),
-        uploads=UploadService(store, queries),
-        manifests=ManifestService(store, queries, max_size=settings.registry.max_manifest_bytes),
+        blobs=BlobService(store, queries, quotas),
+        uploads=UploadService(store, queries, quotas),
+        manifests=ManifestService(store, queries, max_size=settings.registry.max_manifest_bytes, quotas=quotas),
         listing=ListingService(queries, max_page=settings.registry.max_list_page),
         accounts=accounts,
         projects=projects,
@@ -101,6 +103,7 @@ def build_services(settings: Settings) -> Services:
         jobs=jobs,
         scheduler=Scheduler(db, {GC_VENDOR: gc_launcher(jobs)}),
         gc=GarbageCollector(db, store),
+        quotas=quotas,
     )
 
 

@@ -17,6 +17,7 @@ from portside.content.uploads import UploadService
 from portside.jobs.queue import JobQueue
 from portside.jobs.scheduler import Scheduler
 from portside.lifecycle.gc import GarbageCollector
+from portside.lifecycle.quotas import QuotaService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -54,3 +55,4 @@ class Services:
     jobs: JobQueue
     scheduler: Scheduler
     gc: GarbageCollector
+    quotas: QuotaService

@@ -119,8 +119,10 @@ async def create_project(request: Request, body: ProjectReq, services: ServicesD
     require_signed_in(principal)
     if not body.project_name:
         raise Invalid("project_name is required")
+    # Like Harbor, only system administrators choose a project's storage limit; others get the default.
+    limit = body.storage_limit if principal.sysadmin else None
     project = await services.project_admin.create(body.project_name, public=body.public, metadata=body.metadata,
-                                                  storage_limit=body.storage_limit, owner=principal)
+                                                  storage_limit=limit, owner=principal)
     _audit(services, request, principal, "create", project)
     return Response(status_code=201, headers={"Location": f"/api/v2.0/projects/{project.id}"})
 
@@ -171,10 +173,11 @@ async def project_summary(project_name_or_id: str, services: ServicesDep, princi
     async with services.db.read() as conn:
         count = await services.projects.repository_count(conn, project.id)
         members = await services.projects.list_members(conn, project.id)
+    used = await services.quotas.usage(project.id)
     by_role = {r: sum(1 for m in members if m.role_id == r) for r in range(1, 6)}
     return {
         "repo_count": count,
         "project_admin_count": by_role[1], "maintainer_count": by_role[4], "developer_count": by_role[2],
         "guest_count": by_role[3], "limited_guest_count": by_role[5],
-        "quota": {"hard": {"storage": project.storage_limit}, "used": {"storage": 0}},
+        "quota": {"hard": {"storage": project.storage_limit}, "used": {"storage": used}},
     }

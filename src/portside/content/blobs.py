@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portside.errors import BlobUnknown, InUse, RepositoryUnknown
 from portside.metadata.queries import RegistryQueries
 from portside.oci.digest import Digest
 from portside.storage.ports import BlobStore
 
+if TYPE_CHECKING:
+    from portside.lifecycle.quotas import QuotaService
+
 
 class BlobService:
-    def __init__(self, store: BlobStore, queries: RegistryQueries) -> None:
+    def __init__(self, store: BlobStore, queries: RegistryQueries, quotas: QuotaService | None = None) -> None:
         self.store = store
         self.queries = queries
+        self.quotas = quotas
 
     async def size(self, name: str, digest: Digest) -> int:
         size = await self.queries.blob_size_in_repository(name, str(digest))
@@ -33,6 +38,11 @@ class BlobService:
             source_id = await self.queries.repository_id(conn, source)
             if source_id is None:
                 return False
+            if self.quotas is not None:  # before the blob row lock, as every push takes them
+                size = await self.queries.blob_size(conn, str(digest))
+                if size is None:
+                    return False
+                await self.quotas.check_blob(conn, name, str(digest), size)
             found = await self.queries.linked_digests(conn, source_id, [str(digest)])  # locks the blob row
             if str(digest) not in found or await self.store.stat(digest) is None:
                 return False

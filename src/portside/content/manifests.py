@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +26,9 @@ from portside.oci.manifest import ParsedManifest, parse_manifest
 from portside.oci.names import check_tag
 from portside.storage.ports import BlobStore
 
+if TYPE_CHECKING:
+    from portside.lifecycle.quotas import QuotaService
+
 
 @dataclass(frozen=True, slots=True)
 class PushResult:
@@ -34,10 +38,12 @@ class PushResult:
 
 
 class ManifestService:
-    def __init__(self, store: BlobStore, queries: RegistryQueries, *, max_size: int) -> None:
+    def __init__(self, store: BlobStore, queries: RegistryQueries, *, max_size: int,
+                 quotas: QuotaService | None = None) -> None:
         self.store = store
         self.queries = queries
         self.max_size = max_size
+        self.quotas = quotas  # refuses a push that would take its project over its storage limit
         self._pulls: dict[int, datetime] = {}
 
     async def get(self, name: str, reference: str) -> StoredManifest:
@@ -76,6 +82,8 @@ class ManifestService:
             new_tags = (check_tag(reference),)
 
         async with self.queries.db.write() as conn:
+            if self.quotas is not None:  # first: it locks the project row, before any blob row
+                await self.quotas.check_manifest(conn, name, digest, len(body), parsed)
             repo_id = await self.queries.ensure_repository(conn, name)
             if parsed.config is not None and parsed.config.digest == mt.EMPTY_JSON_DIGEST:
                 await self._ensure_empty_blob(conn, name)  # in this transaction: a refused push links nothing

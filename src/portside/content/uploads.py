@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable
+from typing import TYPE_CHECKING
 
-from portside.errors import UploadUnknown
+from portside.errors import QuotaExceeded, UploadUnknown
 from portside.metadata.queries import RegistryQueries, UploadRow
 from portside.oci.digest import Digest, new_hasher
 from portside.storage.ports import BlobStore
 
+if TYPE_CHECKING:
+    from portside.lifecycle.quotas import QuotaService
+
 
 class UploadService:
-    def __init__(self, store: BlobStore, queries: RegistryQueries) -> None:
+    def __init__(self, store: BlobStore, queries: RegistryQueries, quotas: QuotaService | None = None) -> None:
         self.store = store
         self.queries = queries
+        self.quotas = quotas
 
     async def start(self, name: str, algorithm: str = "sha256") -> str:
         new_hasher(algorithm)  # refuse unknown algorithms before creating anything
@@ -51,10 +56,17 @@ class UploadService:
             await self._forget(upload_id)
             raise
         # Link and publish in one transaction: the blob row stays locked until the file is in place.
-        async with self.queries.db.write() as conn:
-            await self.queries.link_blob(conn, name, str(digest), size)
-            await self.store.publish_upload(upload_id, digest)
-            await self.queries.delete_upload(conn, upload_id)
+        try:
+            async with self.queries.db.write() as conn:
+                if self.quotas is not None:
+                    await self.quotas.check_blob(conn, name, str(digest), size)
+                await self.queries.link_blob(conn, name, str(digest), size)
+                await self.store.publish_upload(upload_id, digest)
+                await self.queries.delete_upload(conn, upload_id)
+        except QuotaExceeded:
+            await self.store.cancel_upload(upload_id)  # refused at this blob: nothing kept, nothing linked
+            await self._forget(upload_id)
+            raise
         return size
 
     async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:

@@ -29,6 +29,7 @@ OCI_ERRORS: dict[type[e.PortsideError], tuple[str, int]] = {
     e.TooManyRequests: ("TOOMANYREQUESTS", 429),
     e.Unauthorized: ("UNAUTHORIZED", 401),
     e.Denied: ("DENIED", 403),
+    e.QuotaExceeded: ("DENIED", 403),
     e.Conflict: ("DENIED", 409),
     e.NotFound: ("NAME_UNKNOWN", 404),
     e.Invalid: ("UNSUPPORTED", 400),
