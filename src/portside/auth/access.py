@@ -124,7 +124,7 @@ class AccessService:
         elif principal.kind == "robot":
             for grant in principal.grants:
                 if grant.kind == "project" and grant.namespace in (project.name, "*"):
-                    granted |= grant.permissions
+                    granted |= _expand_wildcards(grant.permissions)
         return frozenset(granted)
 
     async def repository_actions(self, principal: Principal, repository: str) -> set[str]:
@@ -181,6 +181,14 @@ def _parse_scope(scope: str) -> list[tuple[str, str, set[str]]]:
         if kind and name and actions:
             out.append((kind, name, {a for a in actions.split(",") if a}))
     return out
+
+
+def _expand_wildcards(permissions: frozenset[str]) -> frozenset[str]:
+    """Harbor's action `*` (`repository:*`) matches every action on its resource."""
+    wild = {p.partition(":")[0] for p in permissions if p.endswith(":*")}
+    if not wild:
+        return permissions
+    return permissions | {p for p in ALL_PERMISSIONS if p.partition(":")[0] in wild}
 
 
 def _aware(ts: datetime) -> datetime:

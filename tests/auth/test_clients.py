@@ -1,0 +1,195 @@
+"""Real clients with credentials: skopeo (--src-creds/--dest-creds) and oras-py (login, push, pull), as
+users and as robots (whose `robot$project+name` names must survive every layer), into a private project."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from oras.client import OrasClient
+
+from tests.auth.conftest import Account, Harbor, Team, granted, unique
+from tests.servers import RunningServer
+
+pytestmark = pytest.mark.interop
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_layout(root: Path, tag: str) -> dict[str, bytes]:
+    """A one-layer linux/amd64 OCI image layout at `root`; returns its blobs by digest."""
+    tar_buf = io.BytesIO()
+    with tarfile.open(fileobj=tar_buf, mode="w") as tar:
+        data = f"hello from {unique('')}\n".encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size, info.mtime = len(data), 1_700_000_000
+        tar.addfile(info, io.BytesIO(data))
+    layer = gzip.compress(tar_buf.getvalue(), mtime=0)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [sha256(tar_buf.getvalue())]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer),
+                    "size": len(layer)}],
+    }).encode()
+    blobs = {sha256(b): b for b in (layer, config, manifest)}
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    for digest, data in blobs.items():
+        (root / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(data)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+         "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return blobs
+
+
+def read_blobs(root: Path) -> dict[str, bytes]:
+    return {f"sha256:{p.name}": p.read_bytes() for p in (root / "blobs" / "sha256").iterdir()}
+
+
+class Skopeo:
+    def __init__(self, home: Path) -> None:
+        binary = shutil.which("skopeo")
+        if binary is None:
+            pytest.fail("skopeo is not installed (apt-get install skopeo)", pytrace=False)
+        self.binary = binary
+        (home / "registries.conf").write_text("")
+        (home / "auth.json").write_text('{"auths": {}}')
+        for d in ("run", "config", "tmp"):
+            (home / d).mkdir(exist_ok=True)
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+                    "XDG_RUNTIME_DIR": str(home / "run"), "XDG_CONFIG_HOME": str(home / "config"),
+                    "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
+                    "REGISTRY_AUTH_FILE": str(home / "auth.json"), "TMPDIR": str(home / "tmp")}
+
+    def copy(self, *args: str) -> subprocess.CompletedProcess[str]:
+        # An argument list, no shell: `robot$...` names need no quoting and are never expanded.
+        return subprocess.run([self.binary, "--insecure-policy", "copy", "--quiet", *args], env=self.env,
+                              capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def skopeo(tmp_path: Path) -> Skopeo:
+    home = tmp_path / "skopeo-home"
+    home.mkdir()
+    return Skopeo(home)
+
+
+def creds(account: Account) -> str:
+    return f"{account.name}:{account.secret}"
+
+
+def roundtrip(skopeo: Skopeo, server: RunningServer, account: Account, repo: str, tmp_path: Path) -> None:
+    src, out = tmp_path / f"src-{unique('')}", tmp_path / f"out-{unique('')}"
+    blobs = write_layout(src, "v1")
+    ref = f"docker://{server.host}/{repo}:v1"
+    pushed = skopeo.copy("--dest-tls-verify=false", "--dest-creds", creds(account), f"oci:{src}:v1", ref)
+    assert pushed.returncode == 0, pushed.stderr
+    pulled = skopeo.copy("--src-tls-verify=false", "--src-creds", creds(account), ref, f"oci:{out}:v1")
+    assert pulled.returncode == 0, pulled.stderr
+    assert read_blobs(out) == blobs
+
+
+def test_skopeo_with_user_credentials(skopeo: Skopeo, auth_server: RunningServer, team: Team,
+                                      tmp_path: Path) -> None:
+    roundtrip(skopeo, auth_server, team.users["developer"], f"{team.private}/skopeo-user", tmp_path)
+
+
+def test_skopeo_with_robot_credentials(skopeo: Skopeo, auth_server: RunningServer, harbor: Harbor,
+                                       tmp_path: Path) -> None:
+    project = harbor.project()
+    robot = harbor.robot(project, ("pull", "push"), level="project", name=unique("skopeo"))
+    assert "$" in robot.name and "+" in robot.name
+    roundtrip(skopeo, auth_server, robot, f"{project}/skopeo-robot", tmp_path)
+
+
+def test_skopeo_refused_push_leaves_nothing(skopeo: Skopeo, auth_server: RunningServer, harbor: Harbor,
+                                            team: Team, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    blobs = write_layout(src, "v1")
+    repo = f"{team.private}/{unique('refused')}"
+    guest = team.users["guest"]
+    r = skopeo.copy("--dest-tls-verify=false", "--dest-creds", creds(guest), f"oci:{src}:v1",
+                    f"docker://{auth_server.host}/{repo}:v1")
+    assert r.returncode != 0
+    assert any(w in r.stderr.lower() for w in ("unauthorized", "denied", "authentication required")), r.stderr
+    assert not harbor.exists(repo)
+    for digest in blobs:
+        assert not harbor.exists(repo, blob=digest)
+    # Wrong password: refused before anything is sent.
+    r = skopeo.copy("--dest-tls-verify=false", "--dest-creds", f"{guest.name}:Wrong{guest.secret}",
+                    f"oci:{src}:v1", f"docker://{auth_server.host}/{repo}:v1")
+    assert r.returncode != 0
+    assert not harbor.exists(repo)
+
+
+def oras_client(server: RunningServer, account: Account, config: Path, backend: str) -> OrasClient:
+    client = OrasClient(hostname=server.host, insecure=True, auth_backend=backend)
+    result = client.login(username=account.name, password=account.secret, hostname=server.host,
+                          config_path=str(config))  # not ~/.docker/config.json
+    assert "Succeeded" in json.dumps(result)
+    return client
+
+
+def oras_push(client: OrasClient, directory: Path, name: str, target: str) -> int:
+    cwd = os.getcwd()
+    os.chdir(directory)  # oras-py records file names relative to the working directory
+    try:
+        status: int = client.push(files=[name], target=target).status_code
+        return status
+    finally:
+        os.chdir(cwd)
+
+
+def oras_roundtrip(server: RunningServer, account: Account, repo: str, tmp_path: Path) -> None:
+    """Push with oras-py's Basic backend, pull with its (default) token backend.
+
+    oras-py's token backend keeps the first token it got (pull scope, from a HEAD) and only fetches a
+    new one after a 403, while registries (Distribution, Harbor, Portside) answer a token lacking a
+    scope with 401 + error="insufficient_scope": its pushes then fail against Harbor as well
+    (oras-project/oras-py#67). Pulls only ever need the first token."""
+    work = tmp_path / unique("oras")
+    (work / "in").mkdir(parents=True)
+    artifact = work / "in" / "model.bin"
+    artifact.write_bytes(os.urandom(50_000))
+    target = f"{server.host}/{repo}:v1"
+    pusher = oras_client(server, account, work / "docker-config.json", "basic")
+    assert oras_push(pusher, work / "in", "model.bin", target) == 201
+
+    puller = oras_client(server, account, work / "docker-config.json", "token")
+    files = puller.pull(target=target, outdir=str(work / "out"))
+    assert [Path(f).name for f in files] == ["model.bin"]
+    assert (work / "out" / "model.bin").read_bytes() == artifact.read_bytes()
+    assert puller.auth.token, "the pull went through a bearer token"
+    assert granted(puller.auth.token) == {f"repository:{repo}": {"pull"}}
+
+
+def test_oras_with_user_login(auth_server: RunningServer, team: Team, tmp_path: Path) -> None:
+    oras_roundtrip(auth_server, team.users["maintainer"], f"{team.private}/oras-user", tmp_path)
+
+
+def test_oras_with_robot_login(auth_server: RunningServer, harbor: Harbor, tmp_path: Path) -> None:
+    project = harbor.project()
+    robot = harbor.robot(project, ("pull", "push"), level="project", name=unique("oras"))
+    oras_roundtrip(auth_server, robot, f"{project}/oras-robot", tmp_path)
+    # The robot's login does not open a project it has no permission in.
+    other = harbor.project()
+    client = oras_client(auth_server, robot, tmp_path / "other-config.json", "basic")
+    (tmp_path / "x.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="DENIED"):  # oras-py raises on the refused upload session
+        oras_push(client, tmp_path, "x.bin", f"{auth_server.host}/{other}/nope:v1")
+    assert not harbor.exists(f"{other}/nope")
