@@ -19,6 +19,12 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def assert_log_clean(server: RunningServer) -> None:
+    """No request or background task failed with an unhandled exception (they would log a traceback)."""
+    log = server.log()
+    assert "Traceback" not in log, log[-5000:]
+
+
 def upload_dirs(server: RunningServer) -> list[str]:
     """Upload session directories the server's filesystem store still holds."""
     root = server.data_dir / "storage" / "uploads"
@@ -134,6 +140,36 @@ def wait_for_file_size(path: Path, at_least: int, timeout: float = 20) -> int:
             return size
         time.sleep(0.02)
     raise AssertionError(f"{path} did not reach {at_least} bytes within {timeout}s")
+
+
+def connection_owners(server: RunningServer) -> dict[int, int]:
+    """How many established connections to the server's port each of its processes holds."""
+    assert server.proc is not None
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == server.port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    owners: dict[int, int] = {}
+    for pid in group_pids(server.proc.pid):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                owners[pid] = owners.get(pid, 0) + 1
+    return owners
 
 
 # -- process memory ----------------------------------------------------------------------------

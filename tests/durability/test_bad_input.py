@@ -10,6 +10,7 @@ import pytest
 
 from tests.durability.support import (
     RawRequest,
+    assert_log_clean,
     blob_digest_via_get,
     finish,
     offset_of,
@@ -126,3 +127,4 @@ def test_cut_off_bodies_and_wrong_digests_leave_nothing(srv: RunningServer, repo
 
     # Finished, cancelled and failed uploads: no directory or temporary file is left behind.
     wait_until_no_uploads(srv)
+    assert_log_clean(srv)

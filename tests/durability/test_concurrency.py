@@ -18,7 +18,9 @@ import httpx
 import pytest
 
 from tests.durability.support import (
+    assert_log_clean,
     blob_digest_via_get,
+    connection_owners,
     finish,
     offset_of,
     patch,
@@ -27,30 +29,52 @@ from tests.durability.support import (
     upload_dirs,
 )
 from tests.oci_client import OCI_MANIFEST, make_image, push_blob, push_image, push_manifest
-from tests.servers import RunningServer
+from tests.servers import RunningServer, database_url
 
 THREADS = 16
 KiB, MiB = 1 << 10, 1 << 20
 T = TypeVar("T")
 
 
-@pytest.fixture
-def srv(fresh_server: RunningServer) -> Iterator[RunningServer]:
-    yield fresh_server.start()
+@pytest.fixture(scope="module")
+def srv(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server per backend for this module (nothing here restarts it); each test uses its own repository."""
+    data_dir = tmp_path_factory.mktemp(f"concurrency-{backend}")
+    server = RunningServer(data_dir, database_url(backend, data_dir)).start()
+    yield server
+    server.stop()
+    assert_log_clean(server)
 
 
-def run_together(n: int, work: Callable[[int, httpx.Client], T], url: str) -> list[T]:
-    """Run work(i, client) in n threads, each with its own connection, released at the same moment."""
+def clients_on_both_workers(srv: RunningServer, n: int) -> list[httpx.Client]:
+    """n clients, each with an open connection, the connections spread over both worker processes."""
+    for _ in range(20):
+        clients = [httpx.Client(base_url=srv.url, timeout=120) for _ in range(n)]
+        for client in clients:
+            assert client.get("/v2/").status_code == 200
+        if len(connection_owners(srv)) >= 2:
+            return clients
+        for client in clients:
+            client.close()
+    raise AssertionError("the kernel kept handing every connection to the same worker")
+
+
+def run_together(srv: RunningServer, n: int, work: Callable[[int, httpx.Client], T]) -> list[T]:
+    """Run work(i, client) in n threads, released at the same moment, over connections already open
+    to both workers (so the requests themselves race, in different processes)."""
+    clients = clients_on_both_workers(srv, n)
     barrier = threading.Barrier(n)
 
     def one(i: int) -> T:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            client.get("/v2/")  # connect before the barrier, so the requests themselves race
-            barrier.wait()
-            return work(i, client)
+        barrier.wait()
+        return work(i, clients[i])
 
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(one, range(n)))
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(one, range(n)))
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_same_blob_pushed_by_many_at_once(srv: RunningServer, repo: str) -> None:
@@ -67,15 +91,17 @@ def test_same_blob_pushed_by_many_at_once(srv: RunningServer, repo: str) -> None
             assert patch(client, repo, uid, data[start: start + 2 * MiB], start).status_code == 202
         return finish(client, repo, uid, digest).status_code
 
-    assert run_together(THREADS, push, srv.url) == [201] * THREADS
+    assert run_together(srv, THREADS, push) == [201] * THREADS
     with httpx.Client(base_url=srv.url, timeout=60) as client:
         r = client.head(f"/v2/{repo}/blobs/{digest}")
         assert r.status_code == 200 and int(r.headers["content-length"]) == len(data)
         assert blob_digest_via_get(client, repo, digest) == digest
         assert client.get(f"/v2/{repo}/blobs/{digest}").content == data
-    stored = [p for p in (srv.data_dir / "storage" / "blobs").rglob("*") if p.is_file()]
-    assert [p.name for p in stored] == [digest.split(":")[1]]  # one blob, and no stray copies
-    assert list((srv.data_dir / "storage" / "uploads").iterdir()) == []
+    stored = [p for p in (srv.data_dir / "storage" / "blobs").rglob("*") if p.name == digest.split(":")[1]]
+    assert len(stored) == 1 and stored[0].stat().st_size == len(data)  # one blob file, whole
+    assert list((srv.data_dir / "storage" / "uploads").iterdir()) == []  # no session or temporary file left
+    assert_log_clean(srv)
+
 
 
 def test_many_manifests_to_one_tag_at_once(srv: RunningServer, repo: str) -> None:
@@ -90,7 +116,7 @@ def test_many_manifests_to_one_tag_at_once(srv: RunningServer, repo: str) -> Non
         r = push_manifest(client, repo, "latest", bodies[i])
         return r.status_code, r.headers.get("docker-content-digest", r.text)
 
-    results = run_together(THREADS, put, srv.url)
+    results = run_together(srv, THREADS, put)
     assert [status for status, _ in results] == [201] * THREADS
     assert [digest for _, digest in results] == [sha256(b) for b in bodies]
 
@@ -103,6 +129,8 @@ def test_many_manifests_to_one_tag_at_once(srv: RunningServer, repo: str) -> Non
             by_digest = client.get(f"/v2/{repo}/manifests/{sha256(body)}", headers={"Accept": OCI_MANIFEST})
             assert by_digest.status_code == 200 and by_digest.content == body
         assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["base", "latest"]
+    assert_log_clean(srv)
+
 
 
 def test_racing_chunks_to_one_session(srv: RunningServer, repo: str) -> None:
@@ -121,11 +149,13 @@ def test_racing_chunks_to_one_session(srv: RunningServer, repo: str) -> None:
             statuses[r.status_code] += 1
             assert r.status_code in (202, 416), r.text
             new_at = offset_of(r)
-            assert new_at % chunk == 0 and new_at >= at - chunk, (at, new_at)  # never a torn chunk
+            # 202: exactly this chunk was added; 416: someone else got further. Never a torn chunk.
+            assert new_at == at + chunk if r.status_code == 202 else new_at > at, (r.status_code, at, new_at)
+            assert new_at % chunk == 0, new_at
             at = new_at
         return statuses
 
-    totals = sum(run_together(writers, writer, srv.url), Counter())
+    totals = sum(run_together(srv, writers, writer), Counter())
     assert totals[202] == n_chunks, totals  # each chunk landed exactly once
     assert totals[416] > 0, totals  # and the races really happened
     with httpx.Client(base_url=srv.url, timeout=60) as client:
@@ -134,6 +164,8 @@ def test_racing_chunks_to_one_session(srv: RunningServer, repo: str) -> None:
         assert finish(client, repo, uid, sha256(data)).status_code == 201
         assert blob_digest_via_get(client, repo, sha256(data)) == sha256(data)
     assert upload_dirs(srv) == []
+    assert_log_clean(srv)
+
 
 
 def test_racing_pushes_of_the_same_image_to_new_repositories(srv: RunningServer, repo: str) -> None:
@@ -145,8 +177,11 @@ def test_racing_pushes_of_the_same_image_to_new_repositories(srv: RunningServer,
             push_blob(client, repo, blob)
         return push_manifest(client, repo, "v1", image.body).status_code
 
-    assert run_together(THREADS, push, srv.url) == [201] * THREADS
+    assert run_together(srv, THREADS, push) == [201] * THREADS
     with httpx.Client(base_url=srv.url, timeout=60) as client:
         r = client.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST})
         assert r.status_code == 200 and r.content == image.body
-        assert client.get("/v2/_catalog").json()["repositories"] == [repo]
+        assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+        catalog = client.get("/v2/_catalog").json()["repositories"]
+        assert catalog.count(repo) == 1
+    assert_log_clean(srv)

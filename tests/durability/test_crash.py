@@ -17,6 +17,7 @@ import httpx
 
 from tests.durability.support import (
     RawRequest,
+    assert_log_clean,
     blob_digest_via_get,
     finish,
     offset_of,
@@ -93,7 +94,7 @@ def test_sigkill_mid_chunk_leaves_resumable_sessions(fresh_server: RunningServer
         # Make sure the server is really in the middle of writing each cut-off chunk before killing it.
         for name in ("mid", "cancel"):
             wait_for_file_size(uploads_root / ids[name] / "data", 256 * KiB + MiB)
-        wait_for_file_size(uploads_root / ids["first"] / "data", 2 * MiB)
+        wait_for_file_size(uploads_root / ids["first"] / "data", MiB)  # the store writes 1 MiB at a time
         deadline = time.monotonic() + 20
         while not (mono_dirs := set(upload_dirs(srv)) - before) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -163,6 +164,7 @@ def test_sigkill_mid_chunk_leaves_resumable_sessions(fresh_server: RunningServer
     # Finished and cancelled sessions left no directories; only the crashed monolithic push's remains
     # (an abandoned session, which nothing can resume but the purge of old uploads).
     assert set(upload_dirs(srv)) <= mono_dirs
+    assert_log_clean(srv)
 
 
 def test_sigterm_with_idle_session_then_resume(fresh_server: RunningServer, repo: str) -> None:
@@ -184,3 +186,4 @@ def test_sigterm_with_idle_session_then_resume(fresh_server: RunningServer, repo
         assert blob_digest_via_get(client, repo, sha256(data)) == sha256(data)
         assert blob_digest_via_get(client, repo, finished) == finished
     assert upload_dirs(srv) == []
+    assert_log_clean(srv)

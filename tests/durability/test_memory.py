@@ -16,6 +16,7 @@ import httpx
 
 from tests.durability.support import (
     RssSampler,
+    assert_log_clean,
     generated_chunks,
     group_rss,
     offset_of,
@@ -85,5 +86,6 @@ def test_big_streamed_pushes_keep_memory_flat(fresh_server: RunningServer, repo:
                 assert r.status_code == 201, r.text
                 assert raw_get_digest(srv, f"/v2/{repo}/blobs/{chunked}") == chunked
             assert sampler.peak - baseline < GROWTH_LIMIT, (baseline, sampler.peak_by_pid)
+        assert_log_clean(srv)
     finally:
         shutil.rmtree(srv.data_dir / "storage" / "blobs", ignore_errors=True)  # 1 GiB the next run needn't keep
