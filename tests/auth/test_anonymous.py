@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.auth.conftest import Harbor, bearer_client, challenge_params, error_code, granted, unique
+from tests.auth.conftest import Harbor, bearer_client, challenge_params, claims_of, error_code, granted, unique
 from tests.oci_client import OCI_MANIFEST, make_image, sha256
 from tests.servers import RunningServer
 
@@ -93,3 +93,33 @@ def test_anonymous_catalog_is_refused(anon: httpx.Client) -> None:
     assert r.status_code == 401
     assert challenge_params(r)["scope"] == "registry:catalog:*"
     assert error_code(r) == "UNAUTHORIZED"
+
+
+def test_anonymous_token_names_nobody(anon: httpx.Client, harbor: Harbor, auth_server: RunningServer) -> None:
+    """An anonymous token has an empty subject, so it cannot be mistaken for an account: not even for a
+    user whose name is "anonymous" (whose private repositories it once listed in /v2/_catalog)."""
+    project = harbor.project(public=False)
+    repo = f"{project}/hidden"
+    harbor.seed(repo)
+    password = "Anonymous123"
+    r = harbor.api.post("/api/v2.0/users", json={"username": "anonymous", "password": password,
+                                                 "email": "anonymous@example.com", "realname": "Anonymous"})
+    assert r.status_code == 201, r.text
+    harbor.secrets.add(password)
+    harbor.member(project, "anonymous", "guest")
+
+    r = anon.get("/service/token", params={"service": "portside", "scope": "registry:catalog:*"})
+    token = r.json()["token"]
+    assert claims_of(token)["sub"] == "" and granted(token) == {}
+    with bearer_client(auth_server, token) as c:
+        assert c.get("/v2/").status_code == 401
+        r = c.get("/v2/_catalog")
+        assert r.status_code == 401 and repo not in r.text
+        assert c.get(f"/v2/{repo}/tags/list").status_code == 401
+
+    # The user called "anonymous" is an ordinary account.
+    user_token = harbor.token(("anonymous", password), f"repository:{repo}:pull")
+    assert claims_of(user_token)["sub"] == "anonymous"
+    with bearer_client(auth_server, user_token) as c:
+        assert c.get("/v2/").status_code == 200
+        assert c.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]

@@ -109,6 +109,8 @@ class AccessService:
         if self.tokens is None:
             raise Unauthorized("bearer tokens are not enabled")
         claims = self.tokens.verify(creds.secret)
+        if not claims.subject:  # an anonymous token: it carries public pulls, and names nobody
+            return ANONYMOUS, claims
         return Principal("robot" if claims.subject.startswith(ROBOT_PREFIX) else "user", claims.subject), claims
 
     async def permissions(self, principal: Principal, project: ProjectRow | None) -> frozenset[str]:

@@ -61,7 +61,8 @@ async def token(request: Request) -> Response:
     if principal is not ANONYMOUS:
         services.audit.record(AuditEvent("login", "login", "token", principal.name, client_ip=ip))
     access = await services.access.grant(principal, [s for scope in scopes for s in scope.split(" ")])
-    jwt, issued, ttl = services.tokens.issue(principal.name, access)
+    # Anonymous tokens name no subject: "anonymous" could be a real user's name.
+    jwt, issued, ttl = services.tokens.issue("" if principal is ANONYMOUS else principal.name, access)
     return JSONResponse({
         "token": jwt, "access_token": jwt, "expires_in": ttl,
         "issued_at": datetime.fromtimestamp(issued, UTC).isoformat().replace("+00:00", "Z"),
