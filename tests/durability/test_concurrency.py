@@ -6,9 +6,11 @@ land in different processes and only the filesystem and the database order them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -184,4 +186,38 @@ def test_racing_pushes_of_the_same_image_to_new_repositories(srv: RunningServer,
         assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
         catalog = client.get("/v2/_catalog").json()["repositories"]
         assert catalog.count(repo) == 1
+    assert_log_clean(srv)
+
+
+def test_chunk_racing_the_closing_put_never_corrupts_the_blob(srv: RunningServer, repo: str) -> None:
+    """A PATCH that lands while the closing PUT is being verified must not end up inside the published
+    blob. The PUT names a sha512 digest for a sha256 session, so the server re-hashes the whole upload
+    under the upload lock: a wide window for the PATCH, which is sent a moment after the PUT."""
+    data = os.urandom(32 * MiB)
+    digest = "sha512:" + hashlib.sha512(data).hexdigest()
+    outcomes = []
+    for delay in (0.0, 0.005, 0.01, 0.02):
+        with httpx.Client(base_url=srv.url, timeout=60) as closer, httpx.Client(base_url=srv.url, timeout=60) as other:
+            uid = start_upload(closer, repo)
+            assert patch(closer, repo, uid, data, 0).status_code == 202
+            other.get("/v2/")
+            with ThreadPoolExecutor(1) as pool:
+                put = pool.submit(finish, closer, repo, uid, digest)
+                time.sleep(delay)
+                extra = patch(other, repo, uid, b"not part of the blob" * 100, len(data))
+                closed = put.result()
+            outcomes.append((closed.status_code, extra.status_code))
+            # Before the PUT, during its check, after it: the chunk is taken, refused or too late.
+            assert closed.status_code in (201, 400), closed.text
+            assert extra.status_code in (202, 404, 416), extra.text
+            head = closer.head(f"/v2/{repo}/blobs/{digest}")
+            if closed.status_code == 201:  # whatever the PATCH got, the blob is exactly the verified bytes
+                assert head.status_code == 200 and int(head.headers["content-length"]) == len(data)
+                body = closer.get(f"/v2/{repo}/blobs/{digest}").content
+                assert len(body) == len(data), f"{len(body) - len(data)} bytes more than were verified"
+                assert hashlib.sha512(body).hexdigest() == digest.split(":")[1]
+            else:
+                assert head.status_code == 404
+                closer.delete(f"/v2/{repo}/blobs/uploads/{uid}")  # the session may still be there: drop it
+    assert upload_dirs(srv) == [], outcomes
     assert_log_clean(srv)

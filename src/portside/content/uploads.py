@@ -61,7 +61,7 @@ class UploadService:
                 if self.quotas is not None:
                     await self.quotas.check_blob(conn, name, str(digest), size)
                 await self.queries.link_blob(conn, name, str(digest), size)
-                await self.store.publish_upload(upload_id, digest)
+                await self.store.publish_upload(upload_id, digest, size)
                 await self.queries.delete_upload(conn, upload_id)
         except QuotaExceeded:
             await self.store.cancel_upload(upload_id)  # refused at this blob: nothing kept, nothing linked

@@ -24,7 +24,7 @@ from typing import BinaryIO
 import anyio
 import anyio.to_thread
 
-from portside.errors import BlobUnknown, DigestMismatch, UploadRangeInvalid, UploadUnknown
+from portside.errors import BlobUnknown, DigestMismatch, UploadInvalid, UploadRangeInvalid, UploadUnknown
 from portside.oci.digest import Digest, new_hasher
 
 WRITE_BUFFER = 1 << 20  # hand the disk and the hasher 1 MiB at a time
@@ -207,13 +207,31 @@ class FilesystemBlobStore:
         os.fsync(f.fileno())
         return state.size
 
-    async def publish_upload(self, upload_id: str, digest: Digest) -> None:
+    async def publish_upload(self, upload_id: str, digest: Digest, size: int) -> None:
         def publish() -> None:
             path = self._data_path(upload_id)
-            if not path.exists():
-                raise UploadUnknown(f"upload {upload_id} is unknown or finished")
-            self._publish(path, self.blob_path(digest))
-            self._remove_upload(upload_id)
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                raise UploadUnknown(f"upload {upload_id} is unknown or finished") from None
+            with f:
+                # The upload lock, so no chunk lands between this check and the rename. Never wait for
+                # it: the caller holds a database transaction, and a chunk can take minutes.
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise UploadInvalid(
+                        f"upload {upload_id} is receiving another request; nothing was published"
+                    ) from None
+                if not path.exists():
+                    raise UploadUnknown(f"upload {upload_id} is unknown or finished")
+                if os.fstat(f.fileno()).st_size != size:
+                    raise UploadInvalid(
+                        f"upload {upload_id} changed after its digest was checked (a chunk arrived during the "
+                        "closing PUT); nothing was published"
+                    )
+                self._publish(path, self.blob_path(digest))
+                self._remove_upload(upload_id)
 
         await anyio.to_thread.run_sync(publish)
 

@@ -54,10 +54,10 @@ class BlobStore(Protocol):
         """Check the upload hashes to `expected` and make its bytes durable; returns its size.
         On DigestMismatch the upload is discarded."""
 
-    async def publish_upload(self, upload_id: str, digest: Digest) -> None:
+    async def publish_upload(self, upload_id: str, digest: Digest, size: int) -> None:
         """Make a verified upload the committed content of `digest`, atomically (replacing any copy),
-        and end the upload. Callers hold the blob's metadata row lock, so garbage collection of the
-        same digest cannot interleave."""
+        and end the upload; refuse (UploadInvalid) if it no longer has the verified `size`. Callers hold
+        the blob's metadata row lock, so garbage collection of the same digest cannot interleave."""
 
     async def cancel_upload(self, upload_id: str) -> None:
         """Discard an upload (idempotent)."""
