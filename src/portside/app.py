@@ -30,7 +30,16 @@ from portside.jobs.scheduler import Scheduler
 from portside.jobs.worker import Handler, Worker
 from portside.lifecycle.gc import GarbageCollector
 from portside.lifecycle.gc_jobs import GC_TASK, GC_VENDOR, gc_handler, gc_launcher
+from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
+from portside.lifecycle.retention_jobs import (
+    RETENTION_TASK,
+    RETENTION_VENDOR,
+    RetentionRunner,
+    retention_handler,
+    retention_launcher,
+)
+from portside.lifecycle.retention_service import RetentionService
 from portside.logs import AccessLogMiddleware, configure_logging
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
@@ -43,6 +52,7 @@ from portside.metadata.changes import ChangeCounter, listen_for_changes
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
+from portside.metadata.retention import RetentionQueries
 from portside.metadata.statistics import StatisticsQueries
 from portside.registry.routing import routes as registry_routes
 from portside.registry.token import token
@@ -79,13 +89,17 @@ def build_services(settings: Settings) -> Services:
     queries = RegistryQueries(db)
     accounts, projects = AccountQueries(db), ProjectQueries(db)
     quotas = QuotaService(db)
+    immutability, retention_queries = ImmutabilityService(db), RetentionQueries(db)
+    scheduler = Scheduler(db, {GC_VENDOR: gc_launcher(jobs),
+                               RETENTION_VENDOR: retention_launcher(jobs, retention_queries)})
     return Services(
         settings=settings,
         db=db,
         store=store,
         blobs=BlobService(store, queries, quotas),
         uploads=UploadService(store, queries, quotas),
-        manifests=ManifestService(store, queries, max_size=settings.registry.max_manifest_bytes, quotas=quotas),
+        manifests=ManifestService(store, queries, max_size=settings.registry.max_manifest_bytes,
+                                  immutability=immutability, quotas=quotas),
         listing=ListingService(queries, max_page=settings.registry.max_list_page),
         accounts=accounts,
         projects=projects,
@@ -99,11 +113,14 @@ def build_services(settings: Settings) -> Services:
         member_admin=MemberService(db, projects, accounts),
         audit_log=AuditQueries(db),
         statistics=StatisticsQueries(db),
-        artifacts=ArtifactService(ArtifactQueries(db), store),
+        artifacts=ArtifactService(ArtifactQueries(db), store, immutability=immutability),
         jobs=jobs,
-        scheduler=Scheduler(db, {GC_VENDOR: gc_launcher(jobs)}),
+        scheduler=scheduler,
         gc=GarbageCollector(db, store),
         quotas=quotas,
+        immutability=immutability,
+        retention=RetentionService(db, retention_queries, projects, jobs, scheduler),
+        retention_runner=RetentionRunner(db, retention_queries, immutability),
     )
 
 
@@ -127,7 +144,7 @@ async def readyz(request: Request) -> Response:
 
 def job_handlers(services: Services) -> dict[str, Handler]:
     """Every kind of task this process can run, by name."""
-    return {GC_TASK: gc_handler(services.gc)}
+    return {GC_TASK: gc_handler(services.gc), RETENTION_TASK: retention_handler(services.retention_runner)}
 
 
 def build_worker(services: Services) -> Worker:

@@ -19,6 +19,7 @@
     ├── InUse                  deleting would break something that still refers to it
     ├── Unauthorized           no or bad credentials: the client should authenticate
     ├── Denied                 authenticated, but not allowed
+    │   ├── TagImmutable       an immutable tag rule protects the tag (no re-tag, no delete)
     │   └── QuotaExceeded      the push would take a project over its storage limit
     ├── Conflict               the resource already exists or changed underneath
     ├── NotFound               a management resource (project, user, robot...) is unknown
@@ -127,6 +128,10 @@ class Unauthorized(PortsideError):
 
 
 class Denied(PortsideError):
+    pass
+
+
+class TagImmutable(Denied):
     pass
 
 

@@ -17,7 +17,10 @@ from portside.content.uploads import UploadService
 from portside.jobs.queue import JobQueue
 from portside.jobs.scheduler import Scheduler
 from portside.lifecycle.gc import GarbageCollector
+from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
+from portside.lifecycle.retention_jobs import RetentionRunner
+from portside.lifecycle.retention_service import RetentionService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -56,3 +59,6 @@ class Services:
     scheduler: Scheduler
     gc: GarbageCollector
     quotas: QuotaService
+    immutability: ImmutabilityService
+    retention: RetentionService
+    retention_runner: RetentionRunner

@@ -8,7 +8,21 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside import __version__
-from portside.api import artifacts, audit, errors, gc, members, projects, quotas, robots, session, system, users
+from portside.api import (
+    artifacts,
+    audit,
+    errors,
+    gc,
+    immutable,
+    members,
+    projects,
+    quotas,
+    retention,
+    robots,
+    session,
+    system,
+    users,
+)
 from portside.api.deps import CSRF_HEADER
 from portside.errors import PortsideError
 from portside.services import Services
@@ -16,6 +30,7 @@ from portside.services import Services
 API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router, users.router, audit.router,
                system.router, gc.router]
 API_ROUTERS += [quotas.router]
+API_ROUTERS += [retention.router, immutable.router]
 
 
 class CsrfHeaderMiddleware:

@@ -16,7 +16,7 @@ import json
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +27,9 @@ from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
 from portside.oci.names import check_tag
 from portside.storage.ports import BlobStore
+
+if TYPE_CHECKING:
+    from portside.lifecycle.immutability import ImmutabilityService
 
 IMAGE, CHART, CNAB, UNKNOWN = "IMAGE", "CHART", "CNAB", "UNKNOWN"
 CNAB_MEDIA_TYPES = frozenset({"application/vnd.cnab.manifest.v1", "application/vnd.cnab.config.v1+json"})
@@ -133,10 +136,12 @@ def accessory_type(row: ArtifactRow) -> str:
 
 
 class ArtifactService:
-    def __init__(self, queries: ArtifactQueries, store: BlobStore) -> None:
+    def __init__(self, queries: ArtifactQueries, store: BlobStore, *,
+                 immutability: ImmutabilityService | None = None) -> None:
         self.queries = queries
         self.db = queries.db
         self.store = store
+        self.immutability = immutability  # refuses deleting immutable tags and what they name
         self._configs: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # -- repositories --------------------------------------------------------------------------
@@ -160,6 +165,8 @@ class ArtifactService:
 
     async def delete_repository(self, repo: RepositoryRow) -> None:
         async with self.db.write() as conn:
+            if self.immutability is not None:
+                await self.immutability.check_repository_delete(conn, repo.id, repo.name)
             await self.queries.delete_repository(conn, repo.id)
 
     # -- listing -------------------------------------------------------------------------------
@@ -312,6 +319,9 @@ class ArtifactService:
                 raise InUse(f"artifact {art.digest} is listed by index(es) {', '.join(parents[:5])} "
                             f"in {art.repository_name}; delete the index first")
             return  # another index still lists this child
+        if self.immutability is not None:
+            await self.immutability.check_manifest_delete(conn, art.repository_id, art.repository_name, art.id,
+                                                          art.digest)
         for acc in await self.queries.accessories(conn, [art.repository_id], [art.digest]):
             if acc.id != art.id and depth < MAX_INDEX_DEPTH:
                 await self._delete_deeply(conn, acc, is_root=True, depth=depth + 1)
@@ -356,5 +366,7 @@ class ArtifactService:
             existing = await self.queries.tag(conn, repo.id, name)
             if existing is None or existing.manifest_id != art.id:
                 raise NotFound(f"tag {name} is not on artifact {art.digest} in {repo.name}")
+            if self.immutability is not None:
+                await self.immutability.check_tag_delete(conn, repo.id, repo.name, name)
             await self.queries.delete_tag(conn, repo.id, name)
         return art

@@ -27,6 +27,7 @@ from portside.oci.names import check_tag
 from portside.storage.ports import BlobStore
 
 if TYPE_CHECKING:
+    from portside.lifecycle.immutability import ImmutabilityService
     from portside.lifecycle.quotas import QuotaService
 
 
@@ -39,10 +40,11 @@ class PushResult:
 
 class ManifestService:
     def __init__(self, store: BlobStore, queries: RegistryQueries, *, max_size: int,
-                 quotas: QuotaService | None = None) -> None:
+                 immutability: ImmutabilityService | None = None, quotas: QuotaService | None = None) -> None:
         self.store = store
         self.queries = queries
         self.max_size = max_size
+        self.immutability = immutability  # refuses moving or deleting immutable tags
         self.quotas = quotas  # refuses a push that would take its project over its storage limit
         self._pulls: dict[int, datetime] = {}
 
@@ -94,6 +96,8 @@ class ManifestService:
                 artifact_type=parsed.artifact_type, subject=parsed.subject.digest if parsed.subject else None,
                 annotations=parsed.annotations or None, references=references,
             )
+            if self.immutability is not None:
+                await self.immutability.check_retag(conn, repo_id, name, new_tags, manifest_id)
             for tag in new_tags:
                 await self.queries.set_tag(conn, repo_id, tag, manifest_id)
         return PushResult(digest, parsed.subject.digest if parsed.subject else None, new_tags)
@@ -131,6 +135,8 @@ class ManifestService:
             if repo_id is None:
                 raise RepositoryUnknown(f"repository {name} is not known to the registry")
             if not looks_like_digest(reference):
+                if self.immutability is not None:
+                    await self.immutability.check_tag_delete(conn, repo_id, name, check_tag(reference))
                 if not await self.queries.delete_tag(conn, repo_id, check_tag(reference)):
                     raise ManifestUnknown(f"tag {reference} is not in repository {name}")
                 return
@@ -144,6 +150,8 @@ class ManifestService:
                     f"manifest {digest} is listed by index(es) {', '.join(parents)} in {name}; "
                     "delete the index first"
                 )
+            if self.immutability is not None:
+                await self.immutability.check_manifest_delete(conn, repo_id, name, manifest_id, digest)
             await self.queries.delete_manifest(conn, manifest_id)
 
 

@@ -9,6 +9,7 @@ layer and config bytes live in the blob store, named by digest.
     projects ─┬─ project_members ── users
               └─ robots (project level; system robots have no project)
     audit_logs, system_settings
+    projects ── retention_policies, immutable_rules (tag lifecycle)
 """
 
 from __future__ import annotations
@@ -259,3 +260,29 @@ class Schedule(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     __table_args__ = (UniqueConstraint("vendor_type", "vendor_id"),)
+
+
+class RetentionPolicy(Base):
+    """A project's tag retention policy (Harbor's RetentionPolicy JSON); at most one per project."""
+
+    __tablename__ = "retention_policies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), unique=True)
+    policy: Mapped[str] = mapped_column(Text)  # JSON: algorithm, rules, trigger, scope
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = {"sqlite_autoincrement": True}  # ids name executions and schedules: never reuse one
+
+
+class ImmutableTagRule(Base):
+    """A project's immutable tag rule: tags its selectors match can be neither moved nor deleted."""
+
+    __tablename__ = "immutable_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    rule: Mapped[str] = mapped_column(Text)  # JSON: tag_selectors, scope_selectors
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = {"sqlite_autoincrement": True}
