@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -167,23 +169,44 @@ def test_sigkill_mid_chunk_leaves_resumable_sessions(fresh_server: RunningServer
     assert_log_clean(srv)
 
 
-def test_sigterm_with_idle_session_then_resume(fresh_server: RunningServer, repo: str) -> None:
+def test_sigterm_keeps_idle_sessions_and_finishes_chunks_in_flight(fresh_server: RunningServer, repo: str) -> None:
+    """SIGTERM is a graceful stop: an idle session survives it, and a chunk still streaming when the
+    signal arrives is received in full, acknowledged, and there after the restart."""
     srv = fresh_server.start()
-    data = os.urandom(5 * MiB + 99)
-    with httpx.Client(base_url=srv.url, timeout=60) as client:
+    idle, streaming = os.urandom(5 * MiB + 99), os.urandom(8 * MiB)
+    with httpx.Client(base_url=srv.url, timeout=60) as client, \
+            httpx.Client(base_url=srv.url, timeout=60) as streamer:
         finished = push_blob(client, repo, os.urandom(64 * KiB))
-        uid = start_upload(client, repo)
-        assert patch(client, repo, uid, data[: 2 * MiB], 0).status_code == 202
-        # The client's keep-alive connection stays open while the server is told to stop.
-        srv.stop(signal.SIGTERM)
+        idle_id = start_upload(client, repo)
+        assert patch(client, repo, idle_id, idle[: 2 * MiB], 0).status_code == 202
+        streaming_id = start_upload(client, repo)
+
+        def slow_body() -> Iterator[bytes]:
+            for start in range(0, len(streaming), MiB):
+                yield streaming[start: start + MiB]
+                time.sleep(0.1)
+
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(
+                streamer.patch, f"/v2/{repo}/blobs/uploads/{streaming_id}", content=slow_body(),
+                headers={"Content-Type": "application/octet-stream", "Content-Range": f"0-{len(streaming) - 1}"})
+            wait_for_file_size(srv.data_dir / "storage" / "uploads" / streaming_id / "data", MiB)
+            # Both clients' keep-alive connections are open while the server is told to stop.
+            srv.stop(signal.SIGTERM)
+            r = in_flight.result()
         assert srv.proc is not None and srv.proc.returncode == 0, srv.log()
+        assert r.status_code == 202 and offset_of(r) == len(streaming), r.text
     srv.start()
     with httpx.Client(base_url=srv.url, timeout=60) as client:
-        r = client.get(f"/v2/{repo}/blobs/uploads/{uid}")
+        r = client.get(f"/v2/{repo}/blobs/uploads/{idle_id}")
         assert r.status_code == 204 and offset_of(r) == 2 * MiB
-        assert patch(client, repo, uid, data[2 * MiB:], 2 * MiB).status_code == 202
-        assert finish(client, repo, uid, sha256(data)).status_code == 201
-        assert blob_digest_via_get(client, repo, sha256(data)) == sha256(data)
+        assert patch(client, repo, idle_id, idle[2 * MiB:], 2 * MiB).status_code == 202
+        assert finish(client, repo, idle_id, sha256(idle)).status_code == 201
+        assert blob_digest_via_get(client, repo, sha256(idle)) == sha256(idle)
+        r = client.get(f"/v2/{repo}/blobs/uploads/{streaming_id}")
+        assert r.status_code == 204 and offset_of(r) == len(streaming)
+        assert finish(client, repo, streaming_id, sha256(streaming)).status_code == 201
+        assert blob_digest_via_get(client, repo, sha256(streaming)) == sha256(streaming)
         assert blob_digest_via_get(client, repo, finished) == finished
     assert upload_dirs(srv) == []
     assert_log_clean(srv)
