@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from portside import __version__
 from tests.api.accounts import API, Accounts, error_message
@@ -151,3 +154,35 @@ def test_search_respects_visibility(accounts: Accounts, anon: httpx.Client) -> N
     assert [p["name"] for p in mine["project"]] == [private]
     assert len(mine["repository"]) == 2
     error_message(anon.get(f"{API}/search"), 400)
+
+
+HARBOR_SWAGGER = Path(os.environ.get("HARBOR_SWAGGER", "/work/shared/reference/harbor-swagger.yaml"))
+
+
+def test_shapes_match_harbor_swagger() -> None:
+    """The JSON names these tests check are Harbor's (from its swagger definitions)."""
+    if not HARBOR_SWAGGER.exists():
+        pytest.skip(f"Harbor's swagger file is not at {HARBOR_SWAGGER} (set HARBOR_SWAGGER)")
+    from tests.api.test_audit import AUDIT_KEYS
+    from tests.api.test_members import MEMBER_KEYS
+    from tests.api.test_robots import CREATED_KEYS, ROBOT_KEYS
+    from tests.api.test_users import USER_KEYS
+
+    definitions = yaml.safe_load(HARBOR_SWAGGER.read_text())["definitions"]
+
+    def names(definition: str) -> set[str]:
+        return set(definitions[definition]["properties"])
+
+    assert names("ProjectMemberEntity") == MEMBER_KEYS
+    assert names("UserResp") - {"oidc_user_meta"} == USER_KEYS
+    assert names("AuditLog") == AUDIT_KEYS
+    assert names("RobotCreated") == CREATED_KEYS
+    # Robot: the secret is never returned; Portside names the creator instead of creator_type/creator_ref.
+    assert names("Robot") - {"secret", "creator_type", "creator_ref"} | {"creator"} == ROBOT_KEYS
+    assert {"secret"} == names("RobotSec")
+    assert names("Statistic") == STATISTIC_KEYS
+    assert names("SearchRepository") == SEARCH_REPOSITORY_KEYS
+    assert {"project", "repository"} == names("Search")
+    assert names("GeneralInfo") >= ANONYMOUS_INFO
+    assert {"status", "components"} == names("OverallHealthStatus")
+    assert {"name", "status", "error"} == names("ComponentHealthStatus")
