@@ -1,7 +1,8 @@
 """Concurrency: racing pushes of the same content, racing tag updates, racing chunks of one session.
 
-The server runs two worker processes and every thread has its own connection, so the racing requests
-land in different processes and only the filesystem and the database order them.
+The server runs two worker processes. Every thread has its own connection, opened before the race and
+checked (through /proc) to be spread over both workers, so the racing requests land in different
+processes and only the filesystem and the database order them.
 """
 
 from __future__ import annotations
