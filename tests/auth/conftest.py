@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from portside.auth.tokens import ISSUER, KEY_SETTING
+from portside.metadata.changes import CHANNEL, ChangeCounter
 from portside.metadata.database import sync_url
 from tests.conftest import ADMIN_PASSWORD
 from tests.oci_client import Image, make_image, push_image
@@ -188,7 +189,12 @@ def execute(server: RunningServer, statement: sa.Executable | str, **params: Any
     try:
         with engine.begin() as conn:
             result = conn.execute(sa.text(statement) if isinstance(statement, str) else statement, params)
-            return list(result) if result.returns_rows else []
+            rows = list(result) if result.returns_rows else []
+            if engine.dialect.name == "postgresql":  # tell every replica's read caches, as the server does
+                conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
+        # A write behind the server's back must bump the host's change counter, as the server's own do.
+        ChangeCounter(server.data_dir.absolute() / ".portside-changes").bump()
+        return rows
     finally:
         engine.dispose()
 

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import anyio.to_thread
 
 from portside.auth.passwords import verify_secret
 from portside.auth.principal import ANONYMOUS, ROBOT_PREFIX, Principal, grants_from_permissions
@@ -63,6 +69,8 @@ class AccessService:
         self.projects = projects
         self.tokens = tokens
         self.throttle = throttle
+        self._cache_key = secrets.token_bytes(32)
+        self._verified: dict[bytes, tuple[int, float, Principal]] = {}
 
     async def login(self, username: str, password: str, client: str) -> Principal:
         """Check a username (or robot name) and secret; slows down repeated failures from one client."""
@@ -76,19 +84,40 @@ class AccessService:
         return principal
 
     async def _check_password(self, username: str, password: str) -> Principal | None:
+        """argon2 costs tens of milliseconds of CPU, so a verified pair is remembered (by a keyed hash,
+        never in clear) for a minute, or until any account or project data changes."""
+        key = hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
+        changes = self.accounts.db.changes
+        cached = self._verified.get(key)
+        if cached and changes.usable and cached[0] == changes.current() and cached[1] > time.monotonic():
+            return cached[2]
+        generation = changes.current()
+        principal, lifetime = await self._verify_password(username, password)
+        if principal is not None and lifetime > 0:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[key] = (generation, time.monotonic() + lifetime, principal)
+        return principal
+
+    async def _verify_password(self, username: str, password: str) -> tuple[Principal | None, float]:
+        """The principal, and for how many seconds the answer may be reused (0: not at all)."""
         if username.startswith(ROBOT_PREFIX):
             robot = await self.accounts.robot_by_name(username)
-            if not verify_secret(robot.secret_hash if robot else None, password) or robot is None:
-                return None
+            if not await _verify(robot.secret_hash if robot else None, password) or robot is None:
+                return None, 0
             if robot.disabled:
-                return None
-            if robot.expires_at is not None and _aware(robot.expires_at) <= datetime.now(UTC):
-                return None
-            return Principal("robot", robot.name, robot.id, grants=grants_from_permissions(robot.permissions))
+                return None, 0
+            lifetime = 60.0
+            if robot.expires_at is not None:
+                lifetime = min(lifetime, (_aware(robot.expires_at) - datetime.now(UTC)).total_seconds())
+                if lifetime <= 0:
+                    return None, 0
+            principal = Principal("robot", robot.name, robot.id, grants=grants_from_permissions(robot.permissions))
+            return principal, lifetime
         user = await self.accounts.user_by_name(username)
-        if not verify_secret(user.password_hash if user else None, password) or user is None:
-            return None
-        return Principal("user", user.username, user.id, sysadmin=user.sysadmin)
+        if not await _verify(user.password_hash if user else None, password) or user is None:
+            return None, 0
+        return Principal("user", user.username, user.id, sysadmin=user.sysadmin), 60.0
 
     async def principal_for_subject(self, subject: str) -> Principal:
         """Re-load the account a token was issued to (for listings filtered by visibility)."""
@@ -191,6 +220,11 @@ def _expand_wildcards(permissions: frozenset[str]) -> frozenset[str]:
     if not wild:
         return permissions
     return permissions | {p for p in ALL_PERMISSIONS if p.partition(":")[0] in wild}
+
+
+async def _verify(stored_hash: str | None, secret: str) -> bool:
+    """argon2 off the event loop, so one sign-in does not stall every other request of the worker."""
+    return await anyio.to_thread.run_sync(verify_secret, stored_hash, secret)
 
 
 def _aware(ts: datetime) -> datetime:
