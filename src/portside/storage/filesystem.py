@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +90,16 @@ class FilesystemBlobStore:
 
     def _put_bytes_sync(self, digest: Digest, data: bytes) -> None:
         target = self.blob_path(digest)
-        tmp = self._uploads / f"put-{os.getpid()}-{id(data)}-{digest.encoded[:16]}"
+        # Staged like an upload session, so a crash here leaves a directory GC's upload purge removes.
+        staging = self._uploads / f"put-{uuid.uuid4()}"
+        staging.mkdir()
+        tmp = staging / "data"
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         self._publish(tmp, target)
+        staging.rmdir()
 
     async def delete(self, digest: Digest) -> bool:
         try:
