@@ -141,13 +141,13 @@ class _Admin:
 def _administer(config: Path | None, data_dir: Path | None, action: Callable[[_Admin], Awaitable[T]]) -> T:
     """Migrate the schema (so a fresh data directory works), open the database from the same settings
     as `serve`, run `action` with the management services, and write its audit entries."""
+    from portside.app import database_for
     from portside.audit.recorder import AuditRecorder
     from portside.errors import PortsideError
     from portside.management.projects import ProjectService
     from portside.management.robots import RobotService
     from portside.management.users import UserService
     from portside.metadata.accounts import AccountQueries
-    from portside.metadata.database import Database
     from portside.metadata.database import migrate as run_migrations
     from portside.metadata.projects import ProjectQueries
 
@@ -155,7 +155,7 @@ def _administer(config: Path | None, data_dir: Path | None, action: Callable[[_A
     run_migrations(settings.database_url)
 
     async def main() -> T:
-        db = Database(settings.database_url, pool_size=2)
+        db = database_for(settings)  # with the change counter, so running servers drop cached answers
         accounts, projects = AccountQueries(db), ProjectQueries(db)
         admin = _Admin(accounts, projects, UserService(db, accounts), ProjectService(db, projects),
                        RobotService(db, accounts, projects),
