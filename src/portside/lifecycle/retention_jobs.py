@@ -118,6 +118,8 @@ def retention_launcher(queue: JobQueue, queries: RetentionQueries) -> Launcher:
             row = await queries.policy(conn, policy_id)
         if row is None:
             log.info("retention policy %d is gone; nothing launched", policy_id)
+            if trigger == "SCHEDULE":
+                await queries.forget_schedule(RETENTION_VENDOR, policy_id)
             return None
         if trigger == "SCHEDULE" and any(e.status not in FINAL
                                          for e in await queue.executions(RETENTION_VENDOR, policy_id)):

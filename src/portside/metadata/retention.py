@@ -16,7 +16,16 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.metadata.database import Database
-from portside.metadata.models import Manifest, ManifestReference, Repository, RetentionPolicy, Tag, Task, table
+from portside.metadata.models import (
+    Manifest,
+    ManifestReference,
+    Repository,
+    RetentionPolicy,
+    Schedule,
+    Tag,
+    Task,
+    table,
+)
 from portside.metadata.queries import now
 
 policies = table(RetentionPolicy)
@@ -25,6 +34,7 @@ manifests = table(Manifest)
 refs = table(ManifestReference)
 tags = table(Tag)
 tasks_table = table(Task)
+schedules = table(Schedule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,12 @@ class RetentionQueries:
 
     async def delete_policy(self, conn: AsyncConnection, policy_id: int) -> None:
         await conn.execute(delete(policies).where(policies.c.id == policy_id))
+
+    async def forget_schedule(self, vendor_type: str, policy_id: int) -> None:
+        """Drop the schedule of a policy that no longer exists (its project was deleted)."""
+        async with self.db.write() as conn:
+            await conn.execute(delete(schedules).where(schedules.c.vendor_type == vendor_type,
+                                                       schedules.c.vendor_id == policy_id))
 
     # -- what a run looks at -------------------------------------------------------------------
 
