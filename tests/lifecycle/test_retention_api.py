@@ -327,3 +327,24 @@ def test_task_log_says_why(admin: httpx.Client, project_name: str) -> None:
     assert f"would delete {repo}@{old.digest} [old]" in log
     r = admin.get(f"{API}/retentions/{policy_id}/executions/{execution['id']}/tasks/99999999")
     assert r.status_code == 404
+
+
+def test_pull_and_age_templates_use_the_recorded_times(admin: httpx.Client, project_name: str) -> None:
+    project_id = create_project(admin, project_name)
+    repo = f"{project_name}/app"
+    a, b, c = (push_image(admin, repo, tag) for tag in ("a", "b", "c"))
+    assert admin.get(f"/v2/{repo}/manifests/b").status_code == 200  # b is the only one pulled
+    deadline = time.monotonic() + 30  # pulls are written in batches
+    artifact = f"{API}/projects/{project_name}/repositories/app/artifacts/{b.digest}"
+    while time.monotonic() < deadline and not admin.get(artifact).json().get("pull_time"):
+        time.sleep(0.5)
+    assert admin.get(artifact).json()["pull_time"]
+    everything = {(repo, i.digest) for i in (a, b, c)}
+    policy_id = create_policy(admin, policy(project_id, [rule("latestPulledN", 1)]))
+    for template, n, kept in [("latestPulledN", 1, [b]), ("nDaysSinceLastPull", 1, [b]),
+                              ("nDaysSinceLastPush", 1, [a, b, c]), ("nDaysSinceLastPush", 0, []),
+                              ("latestPushedK", 2, [b, c])]:
+        assert admin.put(f"{API}/retentions/{policy_id}",
+                         json=policy(project_id, [rule(template, n)])).status_code == 200
+        _, would_delete = run(admin, policy_id, dry_run=True)
+        assert would_delete == everything - {(repo, i.digest) for i in kept}, template
