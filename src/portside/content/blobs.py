@@ -43,7 +43,8 @@ class BlobService:
                 if size is None:
                     return False
                 await self.quotas.check_blob(conn, name, str(digest), size)
-            found = await self.queries.linked_digests(conn, source_id, [str(digest)])  # locks the blob row
+            # Exclusive: link_blob below updates the row, and two mounts holding it shared would deadlock.
+            found = await self.queries.linked_digests(conn, source_id, [str(digest)], exclusive=True)
             if str(digest) not in found or await self.store.stat(digest) is None:
                 return False
             await self.queries.link_blob(conn, name, str(digest), found[str(digest)])
@@ -54,6 +55,7 @@ class BlobService:
             repo_id = await self.queries.repository_id(conn, name)
             if repo_id is None:
                 raise RepositoryUnknown(f"repository {name} is not known to the registry")
+            await self.queries.lock_blobs(conn, [str(digest)], exclusive=True)  # after a push naming it commits
             users = await self.queries.blob_users(conn, repo_id, str(digest))
             if users:
                 raise InUse(

@@ -100,7 +100,7 @@ class GarbageCollector:
             for m in found:
                 seen.add(m.id)
                 await checkpoint()
-                if options.dry_run or await self.queries.delete_if_still_untagged(m.id):
+                if options.dry_run or await self.queries.delete_if_still_untagged(m.id, cutoff):
                     report.deleted_manifests.append(f"{m.repository}@{m.digest}")
                     log(f"{'would delete' if options.dry_run else 'deleted'} untagged manifest "
                         f"{m.repository}@{m.digest}")

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select
+from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Exists
+from sqlalchemy.sql.selectable import Exists, Select
 
 from portside.metadata.database import Database
 from portside.metadata.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload, table
@@ -43,37 +44,49 @@ def _referenced_in_repo(digest_col: ColumnElement[Any], repo_col: ColumnElement[
     )
 
 
+def _collectable_manifests(cutoff: datetime) -> Select[tuple[int, str, str, int]]:
+    """Untagged manifests pushed before the cutoff that no index of their repository lists and that
+    are not attached (as referrers) to a manifest still present."""
+    child = refs.alias("child")
+    parent = manifests.alias("parent")
+    subject = manifests.alias("subject")
+    return (
+        select(manifests.c.id, repos.c.name, manifests.c.digest, manifests.c.size)
+        .select_from(manifests.join(repos, repos.c.id == manifests.c.repository_id))
+        .where(
+            manifests.c.pushed_at < cutoff,
+            ~exists().where(tags.c.manifest_id == manifests.c.id),
+            ~exists().where(child.c.digest == manifests.c.digest, child.c.kind == "manifest",
+                            parent.c.id == child.c.manifest_id,
+                            parent.c.repository_id == manifests.c.repository_id),
+            or_(manifests.c.subject_digest.is_(None),
+                ~exists().where(subject.c.repository_id == manifests.c.repository_id,
+                                subject.c.digest == manifests.c.subject_digest)),
+        )
+    )
+
+
 class GcQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def untagged_manifests(self, cutoff: datetime) -> list[UntaggedManifest]:
-        """Untagged manifests older than the cutoff that no index of their repository lists and that
-        are not attached (as referrers) to a manifest still present."""
-        child = refs.alias("child")
-        parent = manifests.alias("parent")
-        subject = manifests.alias("subject")
-        query = (
-            select(manifests.c.id, repos.c.name, manifests.c.digest, manifests.c.size)
-            .select_from(manifests.join(repos, repos.c.id == manifests.c.repository_id))
-            .where(
-                manifests.c.pushed_at < cutoff,
-                ~exists().where(tags.c.manifest_id == manifests.c.id),
-                ~exists().where(child.c.digest == manifests.c.digest, child.c.kind == "manifest",
-                                parent.c.id == child.c.manifest_id,
-                                parent.c.repository_id == manifests.c.repository_id),
-                or_(manifests.c.subject_digest.is_(None),
-                    ~exists().where(subject.c.repository_id == manifests.c.repository_id,
-                                    subject.c.digest == manifests.c.subject_digest)),
-            )
-            .order_by(manifests.c.id)
-        )
         async with self.db.read() as conn:
-            return [UntaggedManifest(r.id, r.name, r.digest, r.size) for r in await conn.execute(query)]
+            return [UntaggedManifest(r.id, r.name, r.digest, r.size)
+                    for r in await conn.execute(_collectable_manifests(cutoff).order_by(manifests.c.id))]
 
-    async def delete_if_still_untagged(self, manifest_id: int) -> bool:
+    async def delete_if_still_untagged(self, manifest_id: int, cutoff: datetime) -> bool:
+        """Delete a listed manifest if it is still collectable. Its row is locked first and the
+        conditions re-checked in a statement of their own, so whatever committed since the listing
+        (a tag, an index naming it, the same manifest pushed again) is seen; a push that names it
+        later waits for this transaction and then finds it gone."""
         async with self.db.write() as conn:
-            if (await conn.execute(select(tags.c.name).where(tags.c.manifest_id == manifest_id).limit(1))).first():
+            locked = (await conn.execute(
+                select(manifests.c.id).where(manifests.c.id == manifest_id).with_for_update())).first()
+            if locked is None:
+                return False
+            query = _collectable_manifests(cutoff).where(manifests.c.id == manifest_id)
+            if (await conn.execute(query)).first() is None:
                 return False
             await conn.execute(delete(refs).where(refs.c.manifest_id == manifest_id))
             result = await conn.execute(delete(manifests).where(manifests.c.id == manifest_id))
@@ -96,12 +109,13 @@ class GcQueries:
             return {r[0] for r in await conn.execute(select(blobs.c.digest))}
 
     async def adopt_orphan(self, digest: str, size: int) -> None:
-        """Give a file with no row an old row, so the locked delete below decides its fate."""
+        """Give a file with no row an old row, so the locked delete below decides its fate. A push that
+        published the file and has not committed its row yet wins: ON CONFLICT DO NOTHING waits for
+        it and then leaves its row alone (a plain insert would fail the whole run)."""
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         async with self.db.write() as conn:
-            exists_already = (await conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest))).first()
-            if not exists_already:
-                await conn.execute(insert(blobs).values(digest=digest, size=size, created_at=EPOCH,
-                                                        last_linked_at=EPOCH))
+            await conn.execute(insert(blobs).values(digest=digest, size=size, created_at=EPOCH, last_linked_at=EPOCH)
+                               .on_conflict_do_nothing(index_elements=["digest"]))
 
     async def lock_blob(self, conn: AsyncConnection, digest: str) -> tuple[int, datetime] | None:
         query = select(blobs.c.size, func.coalesce(blobs.c.last_linked_at, blobs.c.created_at)).where(

@@ -160,17 +160,34 @@ class RegistryQueries:
         )
         return list((await conn.execute(query)).scalars())
 
+    async def lock_blobs(self, conn: AsyncConnection, digests: Iterable[str], *, exclusive: bool = False) -> None:
+        """Lock blob rows until the transaction ends (PostgreSQL; SQLite runs one writer at a time):
+        shared to hold off garbage collection, which takes them FOR UPDATE before it drops a link or
+        deletes a blob; exclusive (NO KEY UPDATE) for a caller that will update the row itself, so
+        that two of them never both hold it shared and deadlock upgrading. Sorted, for one order."""
+        if self.db.dialect != "postgresql":
+            return
+        query = select(blobs.c.digest).where(blobs.c.digest.in_(sorted(set(digests)))).order_by(blobs.c.digest)
+        await conn.execute(query.with_for_update(key_share=True) if exclusive else query.with_for_update(read=True))
+
     async def linked_digests(
-        self, conn: AsyncConnection, repo_id: int, digests: Iterable[str]
+        self, conn: AsyncConnection, repo_id: int, digests: Iterable[str], *, exclusive: bool = False
     ) -> dict[str, int]:
-        wanted = list(set(digests))
+        """Of these digests, the ones linked into the repository (with their sizes), their blob rows
+        locked until the transaction ends so garbage collection cannot take them meanwhile.
+
+        Lock first, then read the links in a statement of its own: a single locking join that waited
+        for garbage collection would re-check the blob row alone and still return the link the
+        collection just dropped (from the join's older snapshot), and the push would name a blob its
+        repository no longer holds."""
+        wanted = sorted(set(digests))
         if not wanted:
             return {}
+        await self.lock_blobs(conn, wanted, exclusive=exclusive)
         query = (
             select(blobs.c.digest, blobs.c.size)
             .select_from(links.join(blobs, blobs.c.digest == links.c.digest))
             .where(links.c.repository_id == repo_id, links.c.digest.in_(wanted))
-            .with_for_update(read=True, of=blobs)  # hold off garbage collection until we commit
         )
         return {row.digest: row.size for row in await conn.execute(query)}
 
@@ -232,7 +249,7 @@ class RegistryQueries:
             return set()
         query = select(manifests.c.digest).where(
             manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
-        )
+        ).with_for_update(read=True, key_share=True)  # KEY SHARE: garbage collection cannot delete them meanwhile
         return set((await conn.execute(query)).scalars())
 
     async def store_manifest(
@@ -253,8 +270,10 @@ class RegistryQueries:
             manifests.c.repository_id == repo_id, manifests.c.digest == digest))).scalar()
         ts = now()
         if existing is not None:
-            await conn.execute(update(manifests).where(manifests.c.id == existing).values(pushed_at=ts))
-            return int(existing)
+            bumped = await conn.execute(update(manifests).where(manifests.c.id == existing).values(pushed_at=ts))
+            if bumped.rowcount:
+                return int(existing)
+            # Deleted (by garbage collection) while we waited for its row lock: store it afresh.
         stmt = self._insert(manifests).values(
             repository_id=repo_id, digest=digest, media_type=media_type, content=content, size=len(content),
             artifact_type=artifact_type, subject_digest=subject,
