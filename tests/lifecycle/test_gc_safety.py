@@ -339,14 +339,14 @@ def wait_for_lock_waiter(conn: psycopg.Connection[Any], timeout: float = 30) -> 
     raise AssertionError("no session ever waited on the lock")
 
 
+# SQLite runs one writer at a time, so these two transactions can only interleave on PostgreSQL.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_manifest_push_waiting_on_gc_does_not_trust_a_link_gc_dropped(
         backend: str, auth_server: RunningServer, project_name: str) -> None:
     """GC drops a repository's unreferenced link to a blob other repositories still use, holding the
     blob row FOR UPDATE; a manifest push into that repository waits for the row. When it gets it, it
     must see the link is gone. (A single locking join re-checks only the locked blob row and would
     return the deleted link from its older snapshot: a 201 for a manifest whose layer 404s.)"""
-    if backend != "postgres":
-        pytest.skip("SQLite runs one writer at a time: the two transactions cannot interleave")
     with signed_in(auth_server) as api:
         create_project(api, project_name)
     keeper, pusher = f"{project_name}/keeper", f"{project_name}/pusher"
@@ -374,12 +374,12 @@ def test_manifest_push_waiting_on_gc_does_not_trust_a_link_gc_dropped(
         assert r.status_code == 400 and error_of(r)["code"] == "MANIFEST_BLOB_UNKNOWN", r.text
 
 
+# SQLite runs one writer at a time, so these two transactions can only interleave on PostgreSQL.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_repush_of_a_manifest_gc_is_deleting_stores_it_again(
         backend: str, auth_server: RunningServer, project_name: str) -> None:
     """GC deletes an untagged manifest while a client pushes the same bytes with a tag: the push
     waits on the row, finds it gone, and must store the manifest afresh (not tag a deleted row)."""
-    if backend != "postgres":
-        pytest.skip("SQLite runs one writer at a time: the two transactions cannot interleave")
     with signed_in(auth_server) as api:
         create_project(api, project_name)
     repo = f"{project_name}/app"
@@ -451,12 +451,12 @@ def test_gc_spares_an_untagged_manifest_that_became_an_index_child_or_was_pushed
             assert got.status_code == 200 and got.content == body
 
 
+# SQLite runs one writer at a time, so these two transactions can only interleave on PostgreSQL.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_gc_adopting_an_orphan_file_tolerates_a_push_committing_its_row(
         backend: str, auth_server: RunningServer) -> None:
     """A published file whose row is not committed yet looks like an orphan to GC; when GC's insert of
     an old row meets the push's row, GC must leave the push's row alone (and not fail the run)."""
-    if backend != "postgres":
-        pytest.skip("SQLite runs one writer at a time: the two transactions cannot interleave")
     digest = sha256(os.urandom(64))
     with pg_connect(auth_server) as conn:
         conn.execute("INSERT INTO blobs (digest, size, created_at, last_linked_at) VALUES (%s, 64, now(), now())",
