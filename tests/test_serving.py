@@ -72,6 +72,9 @@ def test_json_access_log_health_and_readiness(json_server: RunningServer) -> Non
         assert c.get("/healthz").json() == {"status": "ok"}
         assert c.get("/readyz").json() == {"status": "ready"}
         assert c.get("/v2/acme/app/tags/list?secret=do-not-log").status_code == 404
+        spec = c.get("/api/v2.0/openapi.json").json()
+        assert "/projects" in spec["paths"] and "/system/gc/schedule" in spec["paths"]
+        assert "swagger-ui" in c.get("/api/v2.0/docs").text.lower()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         lines = [json.loads(x) for x in json_server.log().splitlines() if x.startswith("{")]
