@@ -104,6 +104,7 @@ class Bench:
         self.errors: list[dict[str, Any]] = []
         self.dead: set[str] = set()
         self.started = time.monotonic()
+        self.load_at_start = loadavg()
         self.working_tree = "working tree at " + _first_line(
             ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"])
         self.single_post: dict[str, bool] = {}
@@ -393,7 +394,8 @@ class Bench:
         rss = {key: [[round(t - self.started, 2), b] for t, b in values] for key, values in monitor.samples.items()}
         return {
             "meta": {**machine_info(self.args), "portside_flags": self.portside.flags,
-                     "portside_commit": self.portside_commit or self.working_tree},
+                     "portside_commit": self.portside_commit or self.working_tree,
+                     "loadavg_at_start": self.load_at_start, "loadavg_at_end": loadavg()},
             "summary": summary,
             "targets": report.targets(summary),
             "setup": self.setup_info,
@@ -403,6 +405,12 @@ class Bench:
             "errors": self.errors,
             "server_logs": {key: log_excerpt(s.log_text()) for key, s in self.servers.items()},
         }
+
+
+def loadavg() -> str:
+    """1, 5 and 15 minute load averages: other work on the machine shows up here."""
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def log_excerpt(text: str, limit: int = 60) -> list[str]:
@@ -511,7 +519,8 @@ def print_results(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print()
     print(f"{meta['date']}  {meta['cores']} cores ({meta['cpu']}), {meta['memory_gib']} GiB, "
           f"kernel {meta['kernel']}; {meta['distribution']}; {meta['nginx']}; {meta['wrk']}; "
-          f"Portside {meta['portside_commit']}; {args.rounds} round(s){' --quick' if args.quick else ''}")
+          f"Portside {meta['portside_commit']}; {args.rounds} round(s){' --quick' if args.quick else ''}; "
+          f"load average {meta['loadavg_at_start']} at start, {meta['loadavg_at_end']} at end")
     print("Medians over rounds (min..max). P/D and P/N: Portside's median over Distribution's and nginx's.")
     print()
     print(report.table(results["summary"]))
