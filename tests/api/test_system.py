@@ -156,7 +156,9 @@ def test_search_respects_visibility(accounts: Accounts, anon: httpx.Client) -> N
     error_message(anon.get(f"{API}/search"), 400)
 
 
-HARBOR_SWAGGER = Path(os.environ.get("HARBOR_SWAGGER", "/work/shared/reference/harbor-swagger.yaml"))
+# shared/ sits beside the checkout (on developer machines and in CI alike).
+_BESIDE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "harbor-swagger.yaml"
+HARBOR_SWAGGER = Path(os.environ.get("HARBOR_SWAGGER", str(_BESIDE)))
 
 
 def test_shapes_match_harbor_swagger() -> None:
