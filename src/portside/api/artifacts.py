@@ -23,6 +23,7 @@ from portside.api.query import Term, parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
+from portside.clientinfo import client_ip
 from portside.content.artifacts import Accessory, Artifact, Candidate, Reference
 from portside.errors import Invalid
 from portside.metadata.artifacts import ArtifactRow, RepositoryRow, TagRow
@@ -220,7 +221,7 @@ async def _repository(services: Services, principal: Principal, project_name: st
 def _audit(services: Services, request: Request, principal: Principal, operation: str, resource_type: str,
            resource: str, project: ProjectRow) -> None:
     services.audit.record(AuditEvent(operation, resource_type, resource, principal.name, project.id,
-                                     client_ip=request.client.host if request.client else ""))
+                                     client_ip=client_ip(request)))
 
 
 def _short(repo: RepositoryRow) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from portside.auth.principal import ANONYMOUS, Principal
+from portside.clientinfo import client_ip
 from portside.errors import Denied, NotFound, Unauthorized
 from portside.metadata.projects import ProjectRow
 from portside.services import Services
@@ -28,7 +29,7 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
     """Basic credentials win; otherwise a portal session cookie (unsafe methods must echo its CSRF
     token); otherwise anonymous. Bearer registry tokens are not accepted here."""
     header = request.headers.get("authorization")
-    ip = request.client.host if request.client else ""
+    ip = client_ip(request)
     if header:
         if not header.lower().startswith("basic "):
             raise Unauthorized("use Basic credentials or a portal session for /api/v2.0")

@@ -13,6 +13,7 @@ from portside.api.deps import PrincipalDep, ServicesDep, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
+from portside.clientinfo import client_ip
 from portside.errors import Conflict, Invalid, NotFound
 from portside.jobs.queue import FINAL, ExecutionRow
 from portside.lifecycle.gc_jobs import GC_VENDOR
@@ -95,7 +96,7 @@ async def _set_schedule(request: Request, services: Services, principal: Any, bo
         raise Invalid("schedule.type is required: Hourly, Daily, Weekly, Custom, Manual or None")
     params = _params(body.parameters)
     services.audit.record(AuditEvent("update", "gc", body.schedule.type, principal.name,
-                                     client_ip=request.client.host if request.client else ""))
+                                     client_ip=client_ip(request)))
     if body.schedule.type == "Manual":
         running = [e for e in await services.jobs.executions(GC_VENDOR) if e.status not in FINAL]
         if running:

@@ -11,6 +11,7 @@ from portside.api.pagination import PagingDep, set_page_headers
 from portside.api.query import parse_q
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
+from portside.clientinfo import client_ip
 from portside.errors import Invalid
 from portside.metadata.projects import ProjectRow
 from portside.services import Services
@@ -22,7 +23,7 @@ RULES = "/projects/{project_name_or_id}/immutabletagrules"
 def _audit(services: Services, request: Request, principal: Principal, operation: str, resource: str,
            project: ProjectRow) -> None:
     services.audit.record(AuditEvent(operation, "immutable_tag_rule", resource, principal.name, project.id,
-                                     client_ip=request.client.host if request.client else ""))
+                                     client_ip=client_ip(request)))
 
 
 @router.get(RULES)

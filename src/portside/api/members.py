@@ -13,6 +13,7 @@ from portside.api.pagination import PagingDep, set_page_headers
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
+from portside.clientinfo import client_ip
 from portside.errors import Invalid
 from portside.metadata.projects import MemberRow, ProjectRow
 from portside.services import Services
@@ -57,7 +58,7 @@ def member_json(member: MemberRow) -> dict[str, Any]:
 def _audit(services: Services, request: Request, principal: Principal, operation: str, project: ProjectRow,
            member: MemberRow) -> None:
     services.audit.record(AuditEvent(operation, "member", f"{project.name}/{member.username}", principal.name,
-                                     project.id, client_ip=request.client.host if request.client else "",
+                                     project.id, client_ip=client_ip(request),
                                      detail=f"role={role_name(member.role_id)}"))
 
 

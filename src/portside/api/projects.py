@@ -13,6 +13,7 @@ from portside.api.query import parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
+from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound
 from portside.metadata.projects import ProjectRow
 from portside.services import Services
@@ -57,7 +58,7 @@ async def project_json(services: Services, principal: Principal, project: Projec
 
 def _audit(services: Services, request: Request, principal: Principal, operation: str, project: ProjectRow) -> None:
     services.audit.record(AuditEvent(operation, "project", project.name, principal.name, project.id,
-                                     client_ip=request.client.host if request.client else ""))
+                                     client_ip=client_ip(request)))
 
 
 @router.head("/projects")

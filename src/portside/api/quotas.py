@@ -15,6 +15,7 @@ from portside.api.deps import PrincipalDep, ServicesDep, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
+from portside.clientinfo import client_ip
 from portside.errors import Invalid
 from portside.lifecycle.quotas import QuotaFilter
 from portside.metadata.quotas import QuotaRow
@@ -62,6 +63,6 @@ async def update_quota(request: Request, quota_id: int, body: QuotaUpdateReq, se
         raise Invalid("hard is required, e.g. {\"hard\": {\"storage\": 1073741824}}")
     quota = await services.quotas.set_hard(quota_id, body.hard)
     services.audit.record(AuditEvent("update", "quota", quota.project_name, principal.name, quota.project_id,
-                                     client_ip=request.client.host if request.client else "",
+                                     client_ip=client_ip(request),
                                      detail=f"hard.storage={quota.hard}"))
     return Response(status_code=200)

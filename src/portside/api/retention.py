@@ -14,6 +14,7 @@ from portside.api.pagination import PagingDep, set_page_headers
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
+from portside.clientinfo import client_ip
 from portside.errors import Invalid, NotFound
 from portside.jobs.queue import ExecutionRow, TaskRow
 from portside.lifecycle import retention
@@ -49,7 +50,7 @@ async def policy_json(services: Services, policy: Policy) -> dict[str, Any]:
 def _audit(services: Services, request: Request, principal: Principal, operation: str, resource: str,
            project: ProjectRow) -> None:
     services.audit.record(AuditEvent(operation, "retention", resource, principal.name, project.id,
-                                     client_ip=request.client.host if request.client else ""))
+                                     client_ip=client_ip(request)))
 
 
 def _body_object(body: Any) -> dict[str, Any]:

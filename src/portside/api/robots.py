@@ -21,6 +21,7 @@ from portside.api.query import Term, parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import ROBOT_PREFIX, Principal
+from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound, Unauthorized
 from portside.metadata.accounts import RobotRow
 from portside.services import Services
@@ -84,7 +85,7 @@ def robot_json(robot: RobotRow) -> dict[str, Any]:
 def _audit(services: Services, request: Request, principal: Principal, operation: str, robot: RobotRow,
            detail: str = "") -> None:
     services.audit.record(AuditEvent(operation, "robot", robot.name, principal.name, robot.project_id,
-                                     client_ip=request.client.host if request.client else "", detail=detail))
+                                     client_ip=client_ip(request), detail=detail))
 
 
 async def _robot(services: Services, principal: Principal, robot_id: int) -> RobotRow:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from portside.api.deps import CSRF_HEADER, SESSION_COOKIE, ServicesDep
 from portside.audit.recorder import AuditEvent
+from portside.clientinfo import client_ip
 from portside.errors import Unauthorized, Unsupported
 
 router = APIRouter(tags=["session"])
@@ -16,7 +17,7 @@ async def login(request: Request, services: ServicesDep, principal: str = Form(.
                 password: str = Form(...)) -> Response:
     if services.sessions is None:
         raise Unsupported("this registry runs without authentication")
-    ip = request.client.host if request.client else ""
+    ip = client_ip(request)
     try:
         who = await services.access.login(principal, password, ip)
     except Unauthorized:

@@ -19,6 +19,7 @@ from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.passwords import verify_secret
 from portside.auth.principal import Principal
+from portside.clientinfo import client_ip
 from portside.errors import Conflict, Denied, Invalid
 from portside.metadata.accounts import UserRow
 from portside.services import Services
@@ -70,7 +71,7 @@ def user_json(user: UserRow) -> dict[str, Any]:
 def _audit(services: Services, request: Request, principal: Principal, operation: str, user: UserRow,
            detail: str = "") -> None:
     services.audit.record(AuditEvent(operation, "user", user.username, principal.name,
-                                     client_ip=request.client.host if request.client else "", detail=detail))
+                                     client_ip=client_ip(request), detail=detail))
 
 
 async def _all_users(services: Services) -> list[UserRow]:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from portside.audit.recorder import AuditEvent
 from portside.auth.access import parse_authorization, project_of
 from portside.auth.principal import Principal
+from portside.clientinfo import client_ip
 from portside.errors import Denied, InvalidName, RepositoryUnknown, Unauthorized
 from portside.services import Services
 
@@ -22,10 +23,6 @@ REQUIRED: dict[tuple[str, str], str] = {
 
 def required_action(resource: str, method: str) -> str:
     return "push" if resource == "uploads" else REQUIRED.get((resource, method), "pull")
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 async def authenticate(request: Request, services: Services) -> Principal:

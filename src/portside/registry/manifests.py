@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portside.audit.recorder import AuditEvent
+from portside.clientinfo import client_ip
 from portside.errors import ManifestNotAcceptable, TooLarge
 from portside.oci import mediatypes as mt
 from portside.oci.manifest import strip_parameters
@@ -78,5 +79,5 @@ def _audit(request: Request, services: Services, operation: str, resource: str) 
     principal = getattr(request.state, "principal", None)
     services.audit.record(AuditEvent(
         operation, "artifact", resource, principal.name if principal else "anonymous",
-        client_ip=request.client.host if request.client else "",
+        client_ip=client_ip(request),
     ))

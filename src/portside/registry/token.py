@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import ANONYMOUS, Principal
+from portside.clientinfo import client_ip
 from portside.errors import TooManyRequests, Unauthorized, Unsupported
-from portside.registry.authz import claimed_user, client_ip
+from portside.registry.authz import claimed_user
 from portside.services import Services
 
 
