@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -207,11 +207,6 @@ class RegistryQueries:
     async def delete_upload(self, conn: AsyncConnection, upload_id: str) -> None:
         await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
 
-    async def uploads_older_than(self, cutoff: datetime) -> list[str]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(select(uploads.c.id).where(uploads.c.created_at < cutoff))
-            return list(rows.scalars())
-
     # -- manifests -----------------------------------------------------------------------------
 
     async def manifest_by_tag(self, name: str, tag: str) -> StoredManifest | None:
@@ -357,12 +352,3 @@ class RegistryQueries:
                             json.loads(r.annotations) if r.annotations else None)
                 for r in rows
             ]
-
-    async def repository_has_content(self, conn: AsyncConnection, repo_id: int) -> bool:
-        query = select(exists().where(manifests.c.repository_id == repo_id)).union_all(
-            select(exists().where(links.c.repository_id == repo_id)))
-        return any((await conn.execute(query)).scalars())
-
-    async def count_repositories(self) -> int:
-        async with self.db.read() as conn:
-            return int((await conn.execute(select(func.count()).select_from(repos))).scalar_one())
