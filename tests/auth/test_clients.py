@@ -4,7 +4,6 @@ users and as robots (whose `robot$project+name` names must survive every layer),
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -17,15 +16,13 @@ import pytest
 from oras.client import OrasClient
 
 from tests.auth.conftest import Account, Harbor, Team, granted, unique
+from tests.oci_client import sha256
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.interop
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def write_layout(root: Path, tag: str) -> dict[str, bytes]:

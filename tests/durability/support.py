@@ -15,10 +15,6 @@ import httpx
 from tests.servers import RunningServer
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def assert_log_clean(server: RunningServer) -> None:
     """No request or background task failed with an unhandled exception (they would log a traceback)."""
     log = server.log()

@@ -15,10 +15,9 @@ from tests.durability.support import (
     finish,
     offset_of,
     patch,
-    sha256,
     start_upload,
 )
-from tests.oci_client import EMPTY_JSON_DIGEST, OCI_MANIFEST, push_blob, push_manifest
+from tests.oci_client import EMPTY_JSON_DIGEST, OCI_MANIFEST, push_blob, push_manifest, sha256
 from tests.servers import RunningServer
 
 KiB = 1 << 10

@@ -27,11 +27,10 @@ from tests.durability.support import (
     finish,
     offset_of,
     patch,
-    sha256,
     start_upload,
     upload_dirs,
 )
-from tests.oci_client import OCI_MANIFEST, make_image, push_blob, push_image, push_manifest
+from tests.oci_client import OCI_MANIFEST, make_image, push_blob, push_image, push_manifest, sha256
 from tests.servers import RunningServer, database_url
 
 THREADS = 16

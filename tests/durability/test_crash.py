@@ -24,12 +24,11 @@ from tests.durability.support import (
     finish,
     offset_of,
     patch,
-    sha256,
     start_upload,
     upload_dirs,
     wait_for_file_size,
 )
-from tests.oci_client import push_blob
+from tests.oci_client import push_blob, sha256
 from tests.servers import RunningServer
 
 KiB, MiB = 1 << 10, 1 << 20

@@ -9,7 +9,6 @@ artifactType. The referrers listing is read with the library's own HTTP session.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,6 +21,7 @@ from oras.client import OrasClient
 from oras.oci import NewLayer, Subject
 
 from tests.interop.conftest import Registry
+from tests.oci_client import sha256
 
 pytestmark = pytest.mark.interop
 
@@ -34,9 +34,6 @@ ORAS_DEFAULT_LAYER = "application/vnd.oci.image.layer.v1.tar"  # what oras-py ca
 SBOM_TYPE = "application/vnd.portside.test.sbom.v1+json"
 SIGNATURE_TYPE = "application/vnd.portside.test.signature.v1"
 
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class ArtifactClient(OrasClient):  # type: ignore[misc]
