@@ -7,11 +7,12 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portside.config import LogSettings
+if TYPE_CHECKING:  # the server supervisor imports this module and must stay lean: no pydantic
+    from portside.config import LogSettings
 
 access_log = logging.getLogger("portside.access")
 
@@ -31,15 +32,21 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: LogSettings) -> None:
+    configure(settings.format, settings.level)
+
+
+def configure(style: str, level: str, loggers: tuple[str, ...] = ("portside",)) -> None:
+    """Send `loggers` to stderr as text or JSON lines at `level`."""
     handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
+    if style == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("portside")
-    root.handlers[:] = [handler]
-    root.setLevel(settings.level.upper())
-    root.propagate = False
+    for name in loggers:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
 
 
 class AccessLogMiddleware:
@@ -55,13 +62,17 @@ class AccessLogMiddleware:
         start = time.perf_counter()
         status = 0
         sent = 0
+        length: bytes | None = None
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, length
             if message["type"] == "http.response.start":
                 status = message["status"]
+                length = dict(message.get("headers", ())).get(b"content-length")
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend" and length:
+                sent += int(length)  # the server sends the file itself
             await send(message)
 
         try:

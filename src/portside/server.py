@@ -1,14 +1,15 @@
-"""Run the ASGI app on Granian: migrations first, then N worker processes.
+"""`portside serve`: prepare the data directory and database, then become the server supervisor.
 
-Granian serves files through ASGI `http.response.pathsend`, so blob bytes go from disk to socket
-without passing through Python. On SIGTERM/SIGINT it stops accepting and lets in-flight requests
-finish; an upload cut short stays resumable because its bytes and session are on disk.
+Migrations and the first-start bootstrap run here, once, before any worker starts. This process
+then execs `portside.serving.supervisor` (same PID, so signals and process managers see one
+server), which drops every module loaded so far: the parent stays small for the server's lifetime.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from portside.app import SETTINGS_ENV
 from portside.bootstrap import bootstrap
@@ -18,12 +19,12 @@ from portside.metadata.database import migrate
 
 log = logging.getLogger("portside")
 
+# glibc gives each thread that allocates its own malloc arena; the sendfile and database threads
+# would each keep one. Two per process hold the workers' memory flat under load.
+MALLOC_ARENAS = "2"
 
-def serve(settings: Settings) -> None:
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
 
-    configure_logging(settings.log)
+def prepare(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.storage_root.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)
@@ -31,29 +32,23 @@ def serve(settings: Settings) -> None:
         log.warning("authentication is OFF (--no-auth): anyone who can reach this port may push, pull and delete")
     else:
         bootstrap(settings)
-    os.environ[SETTINGS_ENV] = settings.for_workers()
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings.log)
+    prepare(settings)
     scheme = "https" if settings.tls.cert else "http"
     log.info(
         "portside listening on %s://%s:%d with %d worker(s); data in %s",
         scheme, settings.host, settings.port, settings.worker_count, settings.data_dir.absolute(),
     )
-    tls: dict[str, object] = {}
-    if settings.tls.cert and settings.tls.key:
-        from granian.constants import SSLProtocols
-
-        tls = {"ssl_cert": settings.tls.cert, "ssl_key": settings.tls.key, "ssl_protocol_min": SSLProtocols.tls12}
-    Granian(
-        "portside.app:app_from_environment",
-        factory=True,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        workers=settings.worker_count,
-        loop=Loops.auto,
-        http=HTTPModes.auto,
-        websockets=False,
-        log_level=settings.log.level,  # type: ignore[arg-type]
-        respawn_failed_workers=True,
-        workers_kill_timeout=30,
-        **tls,  # type: ignore[arg-type]
-    ).serve()
+    os.environ[SETTINGS_ENV] = settings.for_workers()
+    os.environ.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENAS)
+    argv = [
+        sys.executable, "-m", "portside.serving.supervisor",
+        "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.worker_count),
+        "--log-format", settings.log.format, "--log-level", settings.log.level,
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)

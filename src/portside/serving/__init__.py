@@ -1,0 +1,1 @@
+"""Serving HTTP: a lean supervisor process and uvicorn worker processes with sendfile for blobs."""

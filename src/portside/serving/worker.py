@@ -1,0 +1,52 @@
+"""One server worker process: the app on uvicorn (uvloop, httptools), on the socket the supervisor holds.
+
+Settings arrive as JSON in the environment (see `portside.server`). uvicorn handles SIGTERM: the
+worker stops accepting, lets requests in flight finish, runs the app's shutdown, and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+
+import uvicorn
+
+from portside.app import SETTINGS_ENV, create_app
+from portside.config import Settings
+from portside.logs import configure
+from portside.serving.sendfile import PathsendProtocol
+
+KEEP_ALIVE_SECONDS = 15
+GRACEFUL_SECONDS = 25  # under the supervisor's grace period, so the app's shutdown still runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="portside.serving.worker")
+    parser.add_argument("--fd", type=int, required=True, help="the listening socket, inherited")
+    args = parser.parse_args(argv)
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    configure(settings.log.format, settings.log.level)
+    configure(settings.log.format, "debug" if settings.log.level == "debug" else "warning", loggers=("uvicorn",))
+    sock = socket.socket(fileno=args.fd)
+    config = uvicorn.Config(
+        create_app(settings),
+        loop="uvloop",
+        http=PathsendProtocol,
+        lifespan="on",
+        access_log=False,  # Portside's own access log (settings.log.access_log) is the app's middleware
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        ssl_certfile=str(settings.tls.cert) if settings.tls.cert else None,
+        ssl_keyfile=str(settings.tls.key) if settings.tls.key else None,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
