@@ -55,6 +55,29 @@ class UploadService:
         except Exception:
             await self._forget(upload_id)
             raise
+        try:
+            await self._publish(name, upload_id, digest, size, session_row=True)
+        except QuotaExceeded:
+            await self._forget(upload_id)
+            raise
+        return size
+
+    async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
+        """A whole blob in one request. It cannot be resumed, so it needs no session row: only a
+        directory under uploads/, which garbage collection removes if a crash leaves it behind."""
+        new_hasher(digest.algorithm)
+        upload_id = str(uuid.uuid4())
+        await self.store.create_upload(upload_id)
+        try:
+            await self.store.append(upload_id, digest.algorithm, body, None)
+            size = await self.store.verify_upload(upload_id, digest.algorithm, digest)
+            await self._publish(name, upload_id, digest, size, session_row=False)
+        except BaseException:
+            await self.store.cancel_upload(upload_id)
+            raise
+        return size
+
+    async def _publish(self, name: str, upload_id: str, digest: Digest, size: int, *, session_row: bool) -> None:
         # Link and publish in one transaction: the blob row stays locked until the file is in place.
         try:
             async with self.queries.db.write() as conn:
@@ -62,19 +85,10 @@ class UploadService:
                     await self.quotas.check_blob(conn, name, str(digest), size)
                 await self.queries.link_blob(conn, name, str(digest), size)
                 await self.store.publish_upload(upload_id, digest, size)
-                await self.queries.delete_upload(conn, upload_id)
+                if session_row:
+                    await self.queries.delete_upload(conn, upload_id)
         except QuotaExceeded:
             await self.store.cancel_upload(upload_id)  # refused at this blob: nothing kept, nothing linked
-            await self._forget(upload_id)
-            raise
-        return size
-
-    async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
-        upload_id = await self.start(name, digest.algorithm)
-        try:
-            return await self.finish(name, upload_id, digest, body, None)
-        except BaseException:
-            await self.cancel(name, upload_id, missing_ok=True)
             raise
 
     async def cancel(self, name: str, upload_id: str, *, missing_ok: bool = False) -> None:

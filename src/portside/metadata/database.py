@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from portside.metadata.changes import CHANNEL, ChangeCounter
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_IDLE_CONNECTIONS = 2
 
 
 def async_url(url: str) -> URL:
@@ -57,7 +58,14 @@ class Database:
         if self.dialect == "sqlite":
             if target.database and target.database != ":memory:":
                 Path(target.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: AsyncEngine = create_async_engine(target, pool_size=pool_size, max_overflow=pool_size)
+            # Each aiosqlite connection is a thread with its own page cache: keep few idle, burst as before.
+            idle = min(pool_size, SQLITE_IDLE_CONNECTIONS)
+            # Autocommit on every connection, set once: we issue BEGIN IMMEDIATE/COMMIT ourselves, so
+            # no per-checkout isolation switch and no reset on return (each a trip to aiosqlite's thread).
+            self.engine: AsyncEngine = create_async_engine(
+                target, pool_size=idle, max_overflow=2 * pool_size - idle,
+                isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+            )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_async_engine(
@@ -68,7 +76,8 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads that need no transaction (each statement sees committed data)."""
         async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect != "sqlite":  # SQLite connections are autocommit already
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @asynccontextmanager
@@ -84,7 +93,6 @@ class Database:
                     await conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
         else:
             async with self.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
                     yield conn
