@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from portside.api.app import build_api, build_portal_session_api
 from portside.audit.recorder import AuditRecorder
 from portside.auth.access import AccessService
 from portside.auth.sessions import SessionService
@@ -58,8 +58,6 @@ from portside.registry.routing import routes as registry_routes
 from portside.registry.token import token
 from portside.services import Services
 from portside.storage.filesystem import FilesystemBlobStore
-
-SETTINGS_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
 
 
 async def load_signing(settings: Settings, accounts: AccountQueries) -> tuple[TokenService, SessionService] | None:
@@ -152,6 +150,36 @@ def build_worker(services: Services) -> Worker:
     return Worker(services.jobs, job_handlers(services), jobs.max_concurrent, poll_seconds=jobs.poll_seconds)
 
 
+class BuiltOnFirstUse:
+    """An ASGI app made on its first request, off the event loop. The management API's FastAPI
+    and pydantic models cost each worker about a second of start-up and ~15 MiB that a worker
+    serving only /v2 traffic (most of them, most of the time) never needs."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            async with self._lock:
+                if self._app is None:
+                    self._app = await asyncio.to_thread(self._build)
+        await self._app(scope, receive, send)
+
+
+def management_api(services: Services) -> ASGIApp:
+    from portside.api.app import build_api
+
+    return build_api(services)
+
+
+def portal_session_api(services: Services) -> ASGIApp:
+    from portside.api.app import build_portal_session_api
+
+    return build_portal_session_api(services)
+
+
 def create_app(settings: Settings) -> Starlette:
     services = build_services(settings)
 
@@ -190,8 +218,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/service/token", token, methods=["GET", "POST"]),
-            Mount("/api/v2.0", app=build_api(services)),
-            Mount("/c", app=build_portal_session_api(services)),
+            Mount("/api/v2.0", app=BuiltOnFirstUse(lambda: management_api(services))),
+            Mount("/c", app=BuiltOnFirstUse(lambda: portal_session_api(services))),
             *registry_routes,
         ],
         middleware=middleware,
@@ -203,6 +231,6 @@ def create_app(settings: Settings) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """Entry point for server worker processes: settings arrive as JSON from the parent process."""
-    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    settings = Settings.for_this_worker()
     configure_logging(settings.log)
     return create_app(settings)

@@ -14,6 +14,9 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# How `portside serve` hands the validated settings to its worker processes (JSON).
+SETTINGS_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
+
 _yaml_file: ContextVar[Path | None] = ContextVar("portside_yaml_file", default=None)
 
 
@@ -135,6 +138,11 @@ class Settings(BaseSettings):
     def for_workers(self) -> str:
         """JSON for worker processes: everything but the initial admin secret, which only start-up needs."""
         return self.model_dump_json(exclude={"admin_password", "admin_password_file"})
+
+    @classmethod
+    def for_this_worker(cls) -> Settings:
+        """The settings `for_workers()` put in the environment."""
+        return cls.model_validate_json(os.environ[SETTINGS_ENV])
 
     @property
     def worker_count(self) -> int:

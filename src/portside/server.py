@@ -11,9 +11,8 @@ import logging
 import os
 import sys
 
-from portside.app import SETTINGS_ENV
 from portside.bootstrap import bootstrap
-from portside.config import Settings
+from portside.config import SETTINGS_ENV, Settings
 from portside.logs import configure_logging
 from portside.metadata.database import migrate
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import secrets
 import string
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so timing does not reveal which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so timing does not reveal which usernames
+    exist. Made on first use: an argon2 hash costs a quarter second that start-up need not pay."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_secret(secret: str) -> str:
@@ -19,7 +25,7 @@ def hash_secret(secret: str) -> str:
 
 def verify_secret(stored_hash: str | None, secret: str) -> bool:
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, secret) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), secret) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

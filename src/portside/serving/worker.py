@@ -7,13 +7,12 @@ worker stops accepting, lets requests in flight finish, runs the app's shutdown,
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 
 import uvicorn
 
-from portside.app import SETTINGS_ENV, create_app
+from portside.app import create_app
 from portside.config import Settings
 from portside.logs import configure
 from portside.serving.sendfile import PathsendProtocol
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portside.serving.worker")
     parser.add_argument("--fd", type=int, required=True, help="the listening socket, inherited")
     args = parser.parse_args(argv)
-    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    settings = Settings.for_this_worker()
     configure(settings.log.format, settings.log.level)
     configure(settings.log.format, "debug" if settings.log.level == "debug" else "warning", loggers=("uvicorn",))
     sock = socket.socket(fileno=args.fd)
