@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from portside.errors import QuotaExceeded, UploadUnknown
@@ -15,24 +17,41 @@ if TYPE_CHECKING:
     from portside.lifecycle.quotas import QuotaService
 
 
+SESSIONS_REMEMBERED = 4096
+
+
 class UploadService:
     def __init__(self, store: BlobStore, queries: RegistryQueries, quotas: QuotaService | None = None) -> None:
         self.store = store
         self.queries = queries
         self.quotas = quotas
+        # A session row never changes while it exists, so this worker remembers the ones it has seen
+        # and skips the database read on each PATCH and PUT. Whether a remembered session still
+        # exists (another worker may have finished it) the store answers: its files go at the end.
+        self._sessions: OrderedDict[str, UploadRow] = OrderedDict()
 
     async def start(self, name: str, algorithm: str = "sha256") -> str:
         new_hasher(algorithm)  # refuse unknown algorithms before creating anything
         upload_id = str(uuid.uuid4())
         await self.store.create_upload(upload_id)
         await self.queries.create_upload(upload_id, name, algorithm)
+        self._remember(UploadRow(upload_id, name, algorithm, datetime.now(UTC)))
         return upload_id
 
-    async def session(self, name: str, upload_id: str) -> UploadRow:
-        row = await self.queries.get_upload(upload_id)
+    async def session(self, name: str, upload_id: str, *, remembered: bool = True) -> UploadRow:
+        row = self._sessions.get(upload_id) if remembered else None
+        if row is None:
+            row = await self.queries.get_upload(upload_id)
+            if row is not None:
+                self._remember(row)
         if row is None or row.repository != name:
             raise UploadUnknown(f"upload {upload_id} is unknown to repository {name} (finished or cancelled?)")
         return row
+
+    def _remember(self, row: UploadRow) -> None:
+        self._sessions[row.id] = row
+        if len(self._sessions) > SESSIONS_REMEMBERED:
+            self._sessions.popitem(last=False)
 
     async def size(self, name: str, upload_id: str) -> int:
         await self.session(name, upload_id)
@@ -87,13 +106,14 @@ class UploadService:
                 await self.store.publish_upload(upload_id, digest, size)
                 if session_row:
                     await self.queries.delete_upload(conn, upload_id)
+            self._sessions.pop(upload_id, None)
         except QuotaExceeded:
             await self.store.cancel_upload(upload_id)  # refused at this blob: nothing kept, nothing linked
             raise
 
     async def cancel(self, name: str, upload_id: str, *, missing_ok: bool = False) -> None:
         try:
-            await self.session(name, upload_id)
+            await self.session(name, upload_id, remembered=False)  # a 404 for a session finished elsewhere
         except UploadUnknown:
             if missing_ok:
                 return
@@ -102,5 +122,6 @@ class UploadService:
         await self._forget(upload_id)
 
     async def _forget(self, upload_id: str) -> None:
+        self._sessions.pop(upload_id, None)
         async with self.queries.db.write() as conn:
             await self.queries.delete_upload(conn, upload_id)
