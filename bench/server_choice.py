@@ -1,10 +1,13 @@
-"""Granian or uvicorn? Run the same Portside app under each and compare the hot paths.
+"""Which ASGI server? The same Portside app under `portside serve` and under Granian, side by side.
 
-    .venv/bin/pip install 'uvicorn[standard]'   # not a Portside dependency; only this comparison needs it
+    .venv/bin/pip install granian   # not a Portside dependency; only this comparison needs it
     .venv/bin/python bench/server_choice.py [--seconds 5] [--workers 2]
 
-Reports manifest GET req/s and p99 (wrk, 64 connections) and the aggregate MiB/s of 10 clients
-pulling a 100 MiB blob at once. It reports; it does not pass or fail.
+`portside serve` runs uvicorn (uvloop, httptools) workers whose blob bodies go out with sendfile(2)
+(src/portside/serving/sendfile.py); Granian serves the same FileResponse through its own ASGI
+`pathsend`, which reads the file into userspace buffers and writes them out. Reports manifest GET
+req/s and p99 (wrk, 64 connections) and the aggregate MiB/s of 10 curl clients pulling a 100 MiB
+blob at once. It reports; it does not pass or fail.
 """
 
 from __future__ import annotations
@@ -38,20 +41,19 @@ def free_port() -> int:
 
 def start(server: str, data: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PORTSIDE_LOG__ACCESS_LOG": "false"}
-    if server == "granian":
+    if server == "portside":
         args = [str(VENV / "portside"), "serve", "--no-auth", "--port", str(port), "--data-dir", str(data),
                 "--workers", str(workers)]
     else:
-        from portside.config import load_settings
+        from portside.config import SETTINGS_ENV, load_settings
         from portside.metadata.database import migrate
 
         settings = load_settings(None, port=port, data_dir=data, workers=workers, auth={"mode": "none"})
         data.mkdir(parents=True, exist_ok=True)
         migrate(settings.database_url)
-        env["PORTSIDE_INTERNAL_SETTINGS_JSON"] = settings.for_workers()
-        args = [str(VENV / "uvicorn"), "portside.app:app_from_environment", "--factory", "--port", str(port),
-                "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                "--log-level", "warning"]
+        env[SETTINGS_ENV] = settings.for_workers()
+        args = [str(VENV / "granian"), "portside.app:app_from_environment", "--factory", "--interface", "asgi",
+                "--port", str(port), "--workers", str(workers), "--no-ws", "--log-level", "warning"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     for _ in range(200):
@@ -103,12 +105,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    if shutil.which("wrk") is None or not (VENV / "uvicorn").exists():
-        sys.exit("needs wrk (apt-get install wrk) and uvicorn in .venv (pip install 'uvicorn[standard]')")
+    if shutil.which("wrk") is None or not (VENV / "granian").exists():
+        sys.exit("needs wrk (apt-get install wrk) and granian in .venv (.venv/bin/pip install granian)")
     layer = os.urandom(100 << 20)
     digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     rows = []
-    for server in ("granian", "uvicorn"):
+    for server in ("portside", "granian"):
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
             proc = start(server, Path(tmp) / "data", port, args.workers)

@@ -2,7 +2,7 @@
 
 The blob is generated one MiB at a time on the client and hashed as it goes, so the test itself never
 holds it either. The bound is on the summed resident memory of every process in the server's process
-group (the Granian supervisor and its workers), sampled throughout the push and the pull.
+group (the supervisor and its workers), sampled throughout the push and the pull.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The TLS setup the other interop tests rely on: Portside (Granian/rustls) serves leaf + intermediate."""
+"""The TLS setup the other interop tests rely on: Portside (uvicorn, Python ssl) serves leaf + intermediate."""
 
 from __future__ import annotations
 
