@@ -10,9 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from portside.auth.tokens import load_ec_key
 
 AUDIENCE = "portside-portal"
 
@@ -26,14 +24,12 @@ class Session:
 
 class SessionService:
     def __init__(self, private_key_pem: str, *, ttl_seconds: int) -> None:
-        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("the signing key must be an EC P-256 private key")
-        self._private = key
-        self._public = key.public_key()
+        self._private, self._public = load_ec_key(private_key_pem)  # PyJWT loads with it (see tokens.py)
         self.ttl = ttl_seconds
 
     def issue(self, subject: str) -> tuple[str, Session]:
+        import jwt
+
         now = int(time.time())
         session = Session(subject, secrets.token_urlsafe(24), now + self.ttl)
         token = jwt.encode({"sub": subject, "aud": AUDIENCE, "iat": now, "exp": session.expires_at,
@@ -41,6 +37,8 @@ class SessionService:
         return token, session
 
     def verify(self, token: str) -> Session | None:
+        import jwt
+
         try:
             raw = jwt.decode(token, self._public, algorithms=["ES256"], audience=AUDIENCE,
                              options={"require": ["exp", "sub", "csrf"]})
