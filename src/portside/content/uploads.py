@@ -123,5 +123,5 @@ class UploadService:
 
     async def _forget(self, upload_id: str) -> None:
         self._sessions.pop(upload_id, None)
-        async with self.queries.db.write() as conn:
+        async with self.queries.db.write(content=False) as conn:  # no read cache holds upload sessions
             await self.queries.delete_upload(conn, upload_id)

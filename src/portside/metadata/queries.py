@@ -194,7 +194,7 @@ class RegistryQueries:
     # -- uploads -------------------------------------------------------------------------------
 
     async def create_upload(self, upload_id: str, repository: str, algorithm: str) -> None:
-        async with self.db.write() as conn:
+        async with self.db.write(content=False) as conn:  # no read cache holds upload sessions
             await conn.execute(
                 uploads.insert().values(id=upload_id, repository=repository, algorithm=algorithm, created_at=now())
             )

@@ -24,7 +24,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 log = logging.getLogger("portside.serving")
 PATHSEND = "http.response.pathsend"
-STALL_SECONDS = 120  # a client that takes nothing for this long loses the connection
+STALL_SECONDS = 120
+BODY_BUFFER = 1024 * 1024  # per connection  # a client that takes nothing for this long loses the connection
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -92,7 +93,18 @@ def _pathsend_aware(cycle: RequestResponseCycle) -> Any:
 
 
 class PathsendProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, offering `http.response.pathsend` on plain-TCP connections."""
+    """uvicorn's httptools protocol, offering `http.response.pathsend` on plain-TCP connections,
+    and buffering request bodies up to BODY_BUFFER before it stops reading the socket."""
+
+    def on_body(self, body: bytes) -> None:
+        # uvicorn stops reading at 64 KiB, so a 1 MiB blob took 16 trips through the event loop
+        # and the app. Blob uploads are streamed to disk in large writes: let them arrive so.
+        if self.cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
+            return
+        self.cycle.body += body
+        if len(self.cycle.body) > BODY_BUFFER:
+            self.flow.pause_reading()
+        self.cycle.message_event.set()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if not self.config.is_ssl:

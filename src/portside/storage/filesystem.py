@@ -7,11 +7,14 @@ Layout under the root:
 
 Uploads are hashed as they arrive. Each process keeps the running hash of the uploads it touched,
 checked against the file's size and mtime, and re-hashes from disk when another worker or a
-restart got there first. Commit = verify digest, fsync, rename into place, fsync the directory.
+restart got there first. Commit = verify the digest, fsync the data, rename it into place, fsync
+the directory. The data's fsync starts as soon as the digest checks out and runs while the caller
+opens its database transaction; publishing waits for it, so nothing is linked before it is durable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import os
@@ -50,6 +53,7 @@ class FilesystemBlobStore:
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._uploads.mkdir(parents=True, exist_ok=True)
         self._hashes: dict[str, _HashState] = {}
+        self._syncing: dict[str, asyncio.Future[None]] = {}  # upload id -> fsync of its verified data
 
     # -- committed content -------------------------------------------------------------------
 
@@ -193,9 +197,13 @@ class FilesystemBlobStore:
     async def verify_upload(self, upload_id: str, algorithm: str, expected: Digest) -> int:
         f = await self._open_locked(upload_id)
         try:
-            return await anyio.to_thread.run_sync(self._verify_sync, upload_id, f, algorithm, expected)
+            size = await anyio.to_thread.run_sync(self._verify_sync, upload_id, f, algorithm, expected)
         finally:
             f.close()
+        sync = asyncio.get_running_loop().run_in_executor(None, _fsync_file, self._data_path(upload_id))
+        sync.add_done_callback(lambda done: done.cancelled() or done.exception())  # never an unread error
+        self._syncing[upload_id] = sync
+        return size
 
     def _verify_sync(self, upload_id: str, f: BinaryIO, algorithm: str, expected: Digest) -> int:
         state = self._current_hash(upload_id, f, algorithm)
@@ -209,10 +217,13 @@ class FilesystemBlobStore:
                 f"uploaded content has digest {expected.algorithm}:{actual}, not the declared {expected}; "
                 "the upload was discarded"
             )
-        os.fsync(f.fileno())
         return state.size
 
     async def publish_upload(self, upload_id: str, digest: Digest, size: int) -> None:
+        sync = self._syncing.pop(upload_id, None)
+        if sync is not None:
+            await sync
+
         def publish() -> None:
             path = self._data_path(upload_id)
             try:
@@ -235,6 +246,8 @@ class FilesystemBlobStore:
                         f"upload {upload_id} changed after its digest was checked (a chunk arrived during the "
                         "closing PUT); nothing was published"
                     )
+                if sync is None:  # verified elsewhere (or by a request that lost a race): sync here
+                    os.fsync(f.fileno())
                 self._publish(path, self.blob_path(digest))
                 self._remove_upload(upload_id)
 
@@ -312,4 +325,13 @@ class FilesystemBlobStore:
 
     def _remove_upload(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
+        self._syncing.pop(upload_id, None)
         shutil.rmtree(self._data_path(upload_id).parent, ignore_errors=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
