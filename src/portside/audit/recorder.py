@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert
@@ -29,6 +29,10 @@ class AuditEvent:
     op_time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+_COLUMNS = tuple(f.name for f in fields(AuditEvent))
+FLUSH_BATCH = 250  # rows per transaction: a second of pulls at full speed must not stall the event loop
+
+
 class AuditRecorder:
     def __init__(self, db: Database, *, retention_days: int, log_pulls: bool = True) -> None:
         self.db = db
@@ -42,11 +46,13 @@ class AuditRecorder:
         self._pending.append(event)
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        async with self.db.write(content=False) as conn:
-            await conn.execute(insert(audit_logs), [asdict(e) for e in batch])
+        """Write what is pending in batches, each its own short transaction, so requests keep being
+        served between them (a busy worker logs thousands of pulls a second)."""
+        while self._pending:
+            batch, self._pending = self._pending[:FLUSH_BATCH], self._pending[FLUSH_BATCH:]
+            rows = [{name: getattr(e, name) for name in _COLUMNS} for e in batch]
+            async with self.db.write(content=False) as conn:
+                await conn.execute(insert(audit_logs), rows)
 
     async def purge_expired(self) -> int:
         cutoff = datetime.now(UTC) - self.retention
