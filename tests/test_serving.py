@@ -136,6 +136,46 @@ def test_port_flag_is_respected(tmp_path: Path) -> None:
         srv.stop()
 
 
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    srv = RunningServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'p.db'}", workers=2).start()
+    try:
+        assert srv.proc is not None
+        workers = _children(srv.proc.pid)
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = _children(srv.proc.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"no replacement worker: children are {_children(srv.proc.pid)}")
+        for _ in range(20):  # both workers answer (the kernel spreads connections across them)
+            assert httpx.get(f"{srv.url}/v2/").status_code == 200
+        assert srv.proc.poll() is None
+        assert "starting a new one" in srv.log()
+    finally:
+        srv.stop()
+
+
+def test_a_port_already_taken_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    first = RunningServer(tmp_path / "one", f"sqlite:///{tmp_path / 'one' / 'p.db'}", workers=1).start()
+    try:
+        done = portside("serve", "--no-auth", "--port", str(first.port), "--data-dir", str(tmp_path / "two"))
+        assert done.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{first.port}" in done.stderr
+        assert httpx.get(f"{first.url}/healthz").status_code == 200
+    finally:
+        first.stop()
+
+
 def test_login_throttle_refuses_with_429_past_the_hard_limit() -> None:
     import asyncio
 
