@@ -86,6 +86,9 @@ class RegistryQueries:
         return (await conn.execute(select(repos.c.id).where(repos.c.name == name))).scalar()
 
     async def ensure_repository(self, conn: AsyncConnection, name: str) -> int:
+        existing = await self.repository_id(conn, name)  # the usual case: one statement, not two
+        if existing is not None:
+            return existing
         ts = now()
         project = name.partition("/")[0] if "/" in name else None
         project_id = (

@@ -179,20 +179,20 @@ class FilesystemBlobStore:
     async def _stream_into(self, f: BinaryIO, state: _HashState, chunks: AsyncIterable[bytes]) -> None:
         buffer = bytearray()
 
-        def flush(data: bytes) -> None:
+        def flush(data: bytes, last: bool) -> None:
             state.hasher.update(data)
             f.write(data)
+            if last:
+                f.flush()
 
         async for chunk in chunks:
             buffer += chunk
             if len(buffer) >= WRITE_BUFFER:
                 data, buffer = bytes(buffer), bytearray()
-                await anyio.to_thread.run_sync(flush, data)
+                await anyio.to_thread.run_sync(flush, data, False)
                 state.size += len(data)
-        if buffer:
-            await anyio.to_thread.run_sync(flush, bytes(buffer))
-            state.size += len(buffer)
-        await anyio.to_thread.run_sync(f.flush)
+        await anyio.to_thread.run_sync(flush, bytes(buffer), True)  # the rest, and Python's buffer to the OS
+        state.size += len(buffer)
 
     async def verify_upload(self, upload_id: str, algorithm: str, expected: Digest) -> int:
         f = await self._open_locked(upload_id)
