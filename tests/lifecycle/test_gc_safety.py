@@ -24,7 +24,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +55,7 @@ from tests.oci_client import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Ima
 from tests.servers import RunningServer, database_url
 
 THREADS, IMAGES_PER_THREAD, REPOS = 8, 10, 4
+MIN_RUNS = 3  # collections that must run while pushes are under way
 ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX])
 
 
@@ -189,9 +190,13 @@ class Pusher:
         assert r.status_code == 202, r.text
         self.ledger.note("upload session abandoned")
 
-    def run(self, thread: int) -> None:
+    def run(self, thread: int, enough: Callable[[], bool]) -> None:
+        """IMAGES_PER_THREAD pushes, and more until `enough()` says the collector has run often
+        enough alongside them (however fast pushes are), up to five times as many."""
         with self.reg:
-            for i in range(IMAGES_PER_THREAD):
+            i = 0
+            while i < IMAGES_PER_THREAD or (not enough() and i < 5 * IMAGES_PER_THREAD):
+                i += 1
                 repo = self.repos[(thread + i) % len(self.repos)]
                 tag = f"t{thread}-{i}"
                 roll = self.rng.random()
@@ -270,7 +275,7 @@ def test_concurrent_pushes_under_aggressive_gc_lose_nothing(gc_server: RunningSe
         pushers = [Pusher(gc_server, token, repos, shared, ledger, seed=t) for t in range(THREADS)]
         try:
             with ThreadPoolExecutor(THREADS) as pool:
-                list(pool.map(lambda t: pushers[t].run(t), range(THREADS)))
+                list(pool.map(lambda t: pushers[t].run(t, lambda: len(runs) >= MIN_RUNS), range(THREADS)))
         finally:
             stop.set()
             collector.join(120)
