@@ -331,6 +331,18 @@ def pg_connect(server: RunningServer) -> psycopg.Connection[Any]:
     return psycopg.connect(server.database_url.replace("postgresql+psycopg://", "postgresql://"))
 
 
+def commit_under_a_waiting_push(conn: psycopg.Connection[Any], reg: httpx.Client, repo: str, tag: str,
+                                body: bytes) -> httpx.Response:
+    """Announce the uncommitted change, start the manifest PUT, let it block on our row lock, then
+    commit: the push resumes against what we did."""
+    conn.execute("NOTIFY portside_changes")
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(put_manifest, reg, repo, tag, body, OCI_MANIFEST)
+        wait_for_lock_waiter(conn)
+        conn.commit()
+        return pending.result(60)
+
+
 def wait_for_lock_waiter(conn: psycopg.Connection[Any], timeout: float = 30) -> None:
     """Until another session of this database waits on a row lock."""
     deadline = time.monotonic() + timeout
@@ -367,12 +379,7 @@ def test_manifest_push_waiting_on_gc_does_not_trust_a_link_gc_dropped(
             conn.execute("SELECT digest FROM blobs WHERE digest = %s FOR UPDATE", (sha256(layer),))
             conn.execute("DELETE FROM repository_blobs WHERE repository_id = %s AND digest = %s",
                          (repo_id[0], sha256(layer)))
-            conn.execute("NOTIFY portside_changes")
-            with ThreadPoolExecutor(1) as pool:
-                pending = pool.submit(put_manifest, reg, pusher, "v1", image.body, OCI_MANIFEST)
-                wait_for_lock_waiter(conn)
-                conn.commit()
-                r = pending.result(60)
+            r = commit_under_a_waiting_push(conn, reg, pusher, "v1", image.body)
         if r.status_code == 201:
             layer_status = reg.get(f"/v2/{pusher}/blobs/{sha256(layer)}").status_code
             pytest.fail(f"manifest accepted although its layer link was gone (layer GET: {layer_status})")
@@ -397,12 +404,7 @@ def test_repush_of_a_manifest_gc_is_deleting_stores_it_again(
             assert row is not None
             conn.execute("DELETE FROM manifest_references WHERE manifest_id = %s", (row[0],))
             conn.execute("DELETE FROM manifests WHERE id = %s", (row[0],))
-            conn.execute("NOTIFY portside_changes")
-            with ThreadPoolExecutor(1) as pool:
-                pending = pool.submit(put_manifest, reg, repo, "again", image.body, OCI_MANIFEST)
-                wait_for_lock_waiter(conn)
-                conn.commit()
-                r = pending.result(60)
+            r = commit_under_a_waiting_push(conn, reg, repo, "again", image.body)
         assert r.status_code == 201, r.text
         got = reg.get(f"/v2/{repo}/manifests/again", headers={"Accept": OCI_MANIFEST})
         assert got.status_code == 200 and got.content == image.body

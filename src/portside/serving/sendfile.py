@@ -93,18 +93,7 @@ def _pathsend_aware(cycle: RequestResponseCycle) -> Any:
 
 
 class PathsendProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, offering `http.response.pathsend` on plain-TCP connections,
-    and buffering request bodies up to BODY_BUFFER before it stops reading the socket."""
-
-    def on_body(self, body: bytes) -> None:
-        # uvicorn stops reading at 64 KiB, so a 1 MiB blob took 16 trips through the event loop
-        # and the app. Blob uploads are streamed to disk in large writes: let them arrive so.
-        if self.cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
-            return
-        self.cycle.body += body
-        if len(self.cycle.body) > BODY_BUFFER:
-            self.flow.pause_reading()
-        self.cycle.message_event.set()
+    """uvicorn's httptools protocol, offering `http.response.pathsend` on plain-TCP connections."""
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if not self.config.is_ssl:
