@@ -73,6 +73,7 @@ PUSH_MODES = ("mono", "postput", "chunked")
 TAG_COUNT = 1_000
 CATALOG_SIZES = (1_000, 10_000)
 LIST_WALKS = 5  # walks of the 10-page listings per round; the 100-page catalog is walked once
+SETTLE_SECONDS = 0.5  # after the sync before each timed sample: let the flusher threads go idle
 
 
 def push_repo(size: str, mode: str) -> str:
@@ -136,6 +137,7 @@ class Bench:
     def attempt(self, server: str, workload: str, round_no: int | None, call: Callable[[], Sample]) -> Sample | None:
         if server in self.dead:
             return None
+        settle()
         try:
             return call()
         except Exception as exc:
@@ -405,6 +407,14 @@ class Bench:
             "errors": self.errors,
             "server_logs": {key: log_excerpt(s.log_text()) for key, s in self.servers.items()},
         }
+
+
+def settle() -> None:
+    """Write back every dirty page before a timed sample, untimed. Distribution never fsyncs: without
+    this, the kernel writes its pushed data back tens of seconds later, in the middle of whichever
+    server is being measured then, and Portside's fsyncs wait behind the journal that carries it."""
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
 
 
 def loadavg() -> str:

@@ -24,8 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 log = logging.getLogger("portside.serving")
 PATHSEND = "http.response.pathsend"
-STALL_SECONDS = 120
-BODY_BUFFER = 1024 * 1024  # per connection  # a client that takes nothing for this long loses the connection
+STALL_SECONDS = 120  # a client that takes nothing for this long loses the connection
 _pool: ThreadPoolExecutor | None = None
 
 
