@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from portside.config import ConfigError, load_settings
+from portside.config import SETTINGS_ENV, ConfigError, load_settings
 from tests.servers import RunningServer, free_port
 
 
@@ -57,6 +57,42 @@ def test_precedence_defaults_file_environment_flags(tmp_path: Path, monkeypatch:
     assert load_settings(config, port=8000).port == 8000
     with pytest.raises(ConfigError, match="tls"):
         load_settings(None, tls={"cert": str(config)})
+
+
+def test_workers_rebuild_the_settings_without_the_admin_secret_or_pydantic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"PORTSIDE_ADMIN_PASSWORD": "Initial-Secret-1", "PORTSIDE_AUTH__SERVICE": "svc.example",
+           "PORTSIDE_JOBS__MAX_CONCURRENT__GC": "2"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(None, data_dir=tmp_path, tls={"cert": tmp_path / "c.pem", "key": tmp_path / "k.pem"},
+                             auth={"mode": "none"})
+    assert settings.initial_admin_password() == "Initial-Secret-1" and "Initial-Secret-1" not in repr(settings)
+    assert (settings.auth.service, settings.auth.mode) == ("svc.example", "none")
+    assert settings.jobs.max_concurrent == {"gc": 2}
+    shown = portside("config")
+    assert shown.returncode == 0 and "Initial-Secret-1" not in shown.stdout
+    assert json.loads(shown.stdout)["admin_password"] == "**********"
+    # What a worker process does with the JSON `serve` leaves in its environment: the same settings,
+    # minus the secret, with the app built, and pydantic (about 9 MiB a process) never imported.
+    script = (
+        "import sys, json\n"
+        "from portside.app import create_app\n"
+        "from portside.config import Settings\n"
+        "import portside.serving.worker\n"
+        "s = Settings.for_this_worker()\n"
+        "create_app(s)\n"
+        "print(json.dumps({'pydantic': sorted(m for m in sys.modules if m.startswith('pydantic')),\n"
+        "  'same': repr(s), 'secret': s.admin_password, 'cert': str(s.tls.cert), 'gc': s.jobs.max_concurrent}))\n"
+    )
+    worker_env = {k: v for k, v in os.environ.items() if k not in env}
+    worker = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**worker_env, SETTINGS_ENV: settings.for_workers()})
+    assert worker.returncode == 0, worker.stderr
+    seen = json.loads(worker.stdout)
+    assert seen["pydantic"] == [] and seen["secret"] is None
+    assert seen["same"] == repr(settings) and seen["cert"] == str(tmp_path / "c.pem") and seen["gc"] == {"gc": 2}
 
 
 @pytest.fixture

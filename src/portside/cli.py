@@ -101,7 +101,7 @@ def worker(
 @app.command("config")
 def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration as JSON."""
-    typer.echo(_settings(config).model_dump_json(indent=2))
+    typer.echo(_settings(config).to_json(indent=2))
 
 
 # -- first setup without the API: users, projects, robots ---------------------------------------

@@ -1,116 +1,125 @@
-"""Configuration: one validated object, from defaults < YAML file < PORTSIDE_* environment < CLI flags.
+"""Configuration: one object, from defaults < YAML file < PORTSIDE_* environment < CLI flags.
 
 Nested fields use `__` in environment variables, e.g. PORTSIDE_DATABASE__URL=postgresql://...
+
+The settings are frozen standard-library dataclasses, so that worker processes read them back
+without importing pydantic (about 9 MiB of memory in each). `load_settings` builds and validates
+them with pydantic and pydantic-settings in the process that starts the server; the bounds below are
+`annotated_types` constraints, which pydantic enforces.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_type_hints
 
-import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from annotated_types import Ge, Gt, Le
 
 # How `portside serve` hands the validated settings to its worker processes (JSON).
 SETTINGS_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
-
-_yaml_file: ContextVar[Path | None] = ContextVar("portside_yaml_file", default=None)
+SECRET_MASK = "**********"
+_STRICT: dict[str, Any] = {"extra": "forbid"}  # pydantic config: unknown keys are errors
 
 
 class ConfigError(Exception):
     """A configuration problem, worded for the person starting the server."""
 
 
-class DatabaseSettings(BaseModel):
-    url: str | None = Field(None, description="sqlite:///path or postgresql://user:pass@host:port/db")
-    pool_size: int = Field(10, ge=1, le=200)
+@dataclass(frozen=True)
+class DatabaseSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    url: str | None = None  # sqlite:///path or postgresql://user:pass@host:port/db
+    pool_size: Annotated[int, Ge(1), Le(200)] = 10
 
 
-class FilesystemStorageSettings(BaseModel):
+@dataclass(frozen=True)
+class FilesystemStorageSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
     driver: Literal["filesystem"] = "filesystem"
-    root: Path | None = Field(None, description="defaults to <data_dir>/storage")
+    root: Path | None = None  # defaults to <data_dir>/storage
 
 
-class RegistrySettings(BaseModel):
-    max_manifest_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    max_list_page: int = Field(10_000, ge=1)
-    pull_flush_seconds: float = Field(5.0, gt=0)
+@dataclass(frozen=True)
+class RegistrySettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    max_manifest_bytes: Annotated[int, Ge(1024)] = 4 * 1024 * 1024
+    max_list_page: Annotated[int, Ge(1)] = 10_000
+    pull_flush_seconds: Annotated[float, Gt(0)] = 5.0
 
 
-class LogSettings(BaseModel):
+@dataclass(frozen=True)
+class LogSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
     access_log: bool = True
 
 
-class AuthSettings(BaseModel):
-    mode: Literal["token", "none"] = Field(
-        "token", description="token: users, robots and bearer tokens; none: an open registry for local use"
-    )
-    service: str = Field("portside", description="the `service` named in bearer challenges and tokens")
-    realm: str | None = Field(None, description="token endpoint URL; default: <this server>/service/token")
-    token_ttl_seconds: int = Field(1800, ge=30, le=86400)
-    token_key_file: Path | None = Field(None, description="PEM EC P-256 key; default: generated and stored in the DB")
-    auto_create_projects: bool = Field(False, description="create a missing project on first push")
-    session_ttl_seconds: int = Field(8 * 3600, ge=60)
+@dataclass(frozen=True)
+class AuthSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    # token: users, robots and bearer tokens; none: an open registry for local use
+    mode: Literal["token", "none"] = "token"
+    service: str = "portside"  # the `service` named in bearer challenges and tokens
+    realm: str | None = None  # token endpoint URL; default: <this server>/service/token
+    token_ttl_seconds: Annotated[int, Ge(30), Le(86400)] = 1800
+    token_key_file: Path | None = None  # PEM EC P-256 key; default: generated and stored in the DB
+    auto_create_projects: bool = False  # create a missing project on first push
+    session_ttl_seconds: Annotated[int, Ge(60)] = 8 * 3600
 
 
-class AuditSettings(BaseModel):
-    retention_days: int = Field(90, ge=1)
+@dataclass(frozen=True)
+class AuditSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    retention_days: Annotated[int, Ge(1)] = 90
     log_pulls: bool = True
-    flush_seconds: float = Field(1.0, gt=0)
+    flush_seconds: Annotated[float, Gt(0)] = 1.0
 
 
-class JobsSettings(BaseModel):
-    run_in_server: bool = Field(True, description="run job workers and the scheduler inside `portside serve`")
-    poll_seconds: float = Field(1.0, gt=0)
-    max_concurrent: dict[str, int] = Field(default_factory=lambda: {"default": 5, "gc": 1},
-                                           description="running tasks per kind, like Harbor's max_concurrent")
-    stale_seconds: float = Field(120, ge=10, description="a running task silent this long is re-queued")
+def _default_concurrency() -> dict[str, int]:
+    return {"default": 5, "gc": 1}
 
 
-class TLSSettings(BaseModel):
+@dataclass(frozen=True)
+class JobsSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    run_in_server: bool = True  # run job workers and the scheduler inside `portside serve`
+    poll_seconds: Annotated[float, Gt(0)] = 1.0
+    # running tasks per kind, like Harbor's max_concurrent
+    max_concurrent: dict[str, int] = field(default_factory=_default_concurrency)
+    stale_seconds: Annotated[float, Ge(10)] = 120  # a running task silent this long is re-queued
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
     cert: Path | None = None
     key: Path | None = None
 
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> TLSSettings:
+    def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
             raise ValueError("tls.cert and tls.key must be given together")
-        return self
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PORTSIDE_", env_nested_delimiter="__", extra="forbid")
-
+@dataclass(frozen=True)
+class Settings:
     host: str = "127.0.0.1"
-    port: int = Field(5000, ge=0, le=65535)
-    workers: int = Field(0, ge=0, le=256, description="0 = one per CPU core")
+    port: Annotated[int, Ge(0), Le(65535)] = 5000
+    workers: Annotated[int, Ge(0), Le(256)] = 0  # 0 = one per CPU core
     data_dir: Path = Path("./data")
-    database: DatabaseSettings = DatabaseSettings()
-    storage: FilesystemStorageSettings = FilesystemStorageSettings()
-    registry: RegistrySettings = RegistrySettings()
-    log: LogSettings = LogSettings()
-    tls: TLSSettings = TLSSettings()
-    auth: AuthSettings = AuthSettings()
-    audit: AuditSettings = AuditSettings()
-    jobs: JobsSettings = JobsSettings()
-    admin_password: SecretStr | None = Field(None, description="initial admin password (PORTSIDE_ADMIN_PASSWORD)")
-    admin_password_file: Path | None = Field(None, description="file holding it, e.g. a mounted Kubernetes secret")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls))
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    storage: FilesystemStorageSettings = field(default_factory=FilesystemStorageSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
+    admin_password: str | None = field(default=None, repr=False)  # initial admin password
+    admin_password_file: Path | None = None  # file holding it, e.g. a mounted Kubernetes secret
 
     @property
     def database_url(self) -> str:
@@ -126,7 +135,7 @@ class Settings(BaseSettings):
 
     def initial_admin_password(self) -> str | None:
         if self.admin_password is not None:
-            return self.admin_password.get_secret_value()
+            return self.admin_password
         if self.admin_password_file is not None:
             try:
                 return self.admin_password_file.read_text().strip()
@@ -135,55 +144,49 @@ class Settings(BaseSettings):
                 raise ConfigError(f"cannot read admin_password_file {path}: {exc.strerror}") from None
         return None
 
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Every setting as JSON, the admin password masked (what `portside config` prints)."""
+        data = asdict(self)
+        if data["admin_password"] is not None:
+            data["admin_password"] = SECRET_MASK
+        return json.dumps(data, indent=indent, default=str)
+
     def for_workers(self) -> str:
         """JSON for worker processes: everything but the initial admin secret, which only start-up needs."""
-        return self.model_dump_json(exclude={"admin_password", "admin_password_file"})
+        data = asdict(self)
+        del data["admin_password"], data["admin_password_file"]
+        return json.dumps(data, default=str)
 
     @classmethod
     def for_this_worker(cls) -> Settings:
-        """The settings `for_workers()` put in the environment."""
-        return cls.model_validate_json(os.environ[SETTINGS_ENV])
+        """The settings `for_workers()` put in the environment (validated already: no pydantic here)."""
+        settings: Settings = _from_plain(cls, json.loads(os.environ[SETTINGS_ENV]))
+        return settings
 
     @property
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
 
 
-class _YamlSource(PydanticBaseSettingsSource):
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = _yaml_file.get()
-        if path is None:
-            return {}
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of settings at the top level")
-        return data
+def _from_plain(cls: Any, data: dict[str, Any]) -> Any:
+    """Rebuild a settings dataclass from the JSON `asdict` gave: nested sections and paths."""
+    hints = get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value, kind = data[f.name], hints[f.name]
+        if isinstance(kind, type) and is_dataclass(kind):
+            value = _from_plain(kind, value)
+        elif value is not None and Path in (get_args(kind) or (kind,)):
+            value = Path(value)
+        values[f.name] = value
+    return cls(**values)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build settings; flags given as `overrides` (None means not given) win over everything."""
-    token = _yaml_file.set(config_file)
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-    finally:
-        _yaml_file.reset(token)
+    """Build settings; flags given as `overrides` (None means not given) win over everything.
+    Raises ConfigError naming every invalid setting."""
+    from portside.config_loading import load  # pydantic: only where settings are first built
 
-
-def _describe(exc: ValidationError) -> str:
-    lines = ["invalid configuration:"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+    return load(config_file, overrides)
