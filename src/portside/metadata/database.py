@@ -7,16 +7,20 @@ PostgreSQL uses ordinary transactions through psycopg 3.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from portside.metadata.changes import CHANNEL, ChangeCounter
+
+if TYPE_CHECKING:
+    # PostgreSQL's INSERT has the same ON CONFLICT methods; one name keeps the callers' types simple.
+    from sqlalchemy.dialects.sqlite import Insert
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_IDLE_CONNECTIONS = 2
@@ -71,6 +75,18 @@ class Database:
             self.engine = create_async_engine(
                 target, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+
+    @property
+    def insert(self) -> Callable[[Any], Insert]:
+        """This dialect's INSERT, which has ON CONFLICT. Only the dialect in use is imported (the
+        other costs each worker about 2 MiB)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert  # type: ignore[return-value]
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists, Select
@@ -112,7 +111,7 @@ class GcQueries:
         """Give a file with no row an old row, so the locked delete below decides its fate. A push that
         published the file and has not committed its row yet wins: ON CONFLICT DO NOTHING waits for
         it and then leaves its row alone (a plain insert would fail the whole run)."""
-        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        insert = self.db.insert
         async with self.db.write() as conn:
             await conn.execute(insert(blobs).values(digest=digest, size=size, created_at=EPOCH, last_linked_at=EPOCH)
                                .on_conflict_do_nothing(index_elements=["digest"]))

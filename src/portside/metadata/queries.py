@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -74,7 +73,7 @@ class RegistryQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.cache = ReadCache(db.changes)
-        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        self._insert = db.insert
 
     def _bytewise(self, column: ColumnElement[str]) -> ColumnElement[str]:
         """Order names ASCIIbetically, as the spec asks, whatever the PostgreSQL database's collation."""
