@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from portside.audit.recorder import AuditEvent, AuditRecorder
+from portside.audit.recorder import FLUSH_BATCH, AuditEvent, AuditRecorder
 from portside.metadata.audit import AuditFilter, AuditQueries
 from portside.metadata.database import Database, migrate
 from tests.api.accounts import API, Accounts, error_message, wait_for
@@ -156,3 +156,35 @@ def test_retention_purges_old_entries(tmp_path: Path) -> None:
     assert purged == 2
     assert kept == ["recent", "today", "p/r:latest"]
     assert total == 3  # and a second purge finds nothing more
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    """A busy worker must not hold an interval's worth of events in memory: once a batch is full,
+    the recorder writes it at once (the interval here is a minute)."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    migrate(url)
+
+    async def scenario() -> tuple[int, int]:
+        db = Database(url, pool_size=2)
+        recorder = AuditRecorder(db, retention_days=30)
+        runner = asyncio.create_task(recorder.run(60))
+        try:
+            await asyncio.sleep(0.2)  # the first pass (a purge of nothing) is done
+            for i in range(FLUSH_BATCH - 1):
+                recorder.record(AuditEvent("pull", "artifact", f"p/r:{i}", "admin"))
+            await asyncio.sleep(0.5)
+            _, before = await AuditQueries(db).search(AuditFilter(), sort="op_time", limit=1)
+            recorder.record(AuditEvent("pull", "artifact", "p/r:last", "admin"))
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                _, after = await AuditQueries(db).search(AuditFilter(), sort="op_time", limit=1)
+                if after:
+                    break
+            return before, after
+        finally:
+            runner.cancel()
+            await db.close()
+
+    before, after = asyncio.run(scenario())
+    assert before == 0  # a partial batch waits for the interval
+    assert after == FLUSH_BATCH

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +33,7 @@ class AuditEvent:
 
 _COLUMNS = tuple(f.name for f in fields(AuditEvent))
 FLUSH_BATCH = 250  # rows per transaction: a second of pulls at full speed must not stall the event loop
+PURGE_SECONDS = 3600
 
 
 class AuditRecorder:
@@ -39,11 +42,16 @@ class AuditRecorder:
         self.retention = timedelta(days=retention_days)
         self.log_pulls = log_pulls
         self._pending: list[AuditEvent] = []
+        self._batch_ready = asyncio.Event()
 
     def record(self, event: AuditEvent) -> None:
         if event.operation == "pull" and not self.log_pulls:
             return
         self._pending.append(event)
+        if len(self._pending) == FLUSH_BATCH:
+            # Write a full batch now rather than at the next tick: a busy worker would otherwise
+            # hold a whole interval of events (thousands) in memory.
+            self._batch_ready.set()
 
     async def flush(self) -> None:
         """Write what is pending in batches, each its own short transaction, so requests keep being
@@ -61,15 +69,17 @@ class AuditRecorder:
         return int(result.rowcount or 0)
 
     async def run(self, interval: float) -> None:
-        """Flush every `interval` seconds; purge entries older than the retention window hourly."""
-        ticks_per_purge = max(1, int(3600 / interval))
-        tick = 0
+        """Flush every `interval` seconds, or as soon as a batch is full; purge entries older than the
+        retention window hourly."""
+        next_purge = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._batch_ready.wait(), interval)
+            self._batch_ready.clear()
             try:
                 await self.flush()
-                tick += 1
-                if tick % ticks_per_purge == 1:
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + PURGE_SECONDS
                     await self.purge_expired()
             except Exception:
                 log.exception("could not write audit events")
