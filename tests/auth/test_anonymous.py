@@ -123,3 +123,19 @@ def test_anonymous_token_names_nobody(anon: httpx.Client, harbor: Harbor, auth_s
     with bearer_client(auth_server, user_token) as c:
         assert c.get("/v2/").status_code == 200
         assert c.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+
+
+def test_making_a_project_private_stops_anonymous_pulls_at_once(anon: httpx.Client, harbor: Harbor) -> None:
+    """Project lookups are cached per worker and pushes leave that cache alone; a change to the
+    project itself must still reach every worker before the next request."""
+    project = harbor.project(public=True)
+    repo = f"{project}/app"
+    harbor.seed(repo)
+    for _ in range(20):  # the project is now cached as public in both workers
+        assert anon.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).status_code == 200
+    harbor.seed(repo, "v2")  # content writes in between
+    assert anon.get(f"/v2/{repo}/manifests/v2", headers={"Accept": OCI_MANIFEST}).status_code == 200
+    r = harbor.api.put(f"/api/v2.0/projects/{project}", json={"metadata": {"public": "false"}})
+    assert r.status_code == 200, r.text
+    for _ in range(20):
+        assert anon.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).status_code == 401

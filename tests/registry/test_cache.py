@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from portside.metadata.changes import ACCESS, ChangeCounter
 from tests.oci_client import make_image, push_image, sha256
 from tests.servers import RunningServer, new_postgres_database
 
@@ -59,3 +60,13 @@ def test_replicas_on_postgres_see_each_others_tag_updates(replicas: tuple[Runnin
         while cb.get("/v2/team/app/manifests/live").content != newer.body:
             assert time.monotonic() < deadline, "replica b kept serving the old tag"
             time.sleep(0.01)
+
+
+def test_content_writes_bump_one_counter_and_access_writes_both(tmp_path: Path) -> None:
+    """Two processes' counters on one file: what pushes bump leaves project and account caches valid."""
+    mine, theirs = ChangeCounter(tmp_path / "changes"), ChangeCounter(tmp_path / "changes")
+    start = theirs.current(), theirs.current(ACCESS)
+    mine.bump(access=False)
+    assert (theirs.current(), theirs.current(ACCESS)) == (start[0] + 1, start[1])
+    mine.bump()
+    assert (theirs.current(), theirs.current(ACCESS)) == (start[0] + 2, start[1] + 1)

@@ -25,6 +25,7 @@ from portside.auth.throttle import LoginThrottle
 from portside.auth.tokens import Access, Claims, TokenService
 from portside.errors import Unauthorized
 from portside.metadata.accounts import AccountQueries
+from portside.metadata.changes import ACCESS
 from portside.metadata.projects import ProjectQueries, ProjectRow
 
 ALL_PERMISSIONS = frozenset().union(*PERMISSIONS.values())
@@ -89,9 +90,9 @@ class AccessService:
         key = hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
         changes = self.accounts.db.changes
         cached = self._verified.get(key)
-        if cached and changes.usable and cached[0] == changes.current() and cached[1] > time.monotonic():
+        if cached and changes.usable and cached[0] == changes.current(ACCESS) and cached[1] > time.monotonic():
             return cached[2]
-        generation = changes.current()
+        generation = changes.current(ACCESS)
         principal, lifetime = await self._verify_password(username, password)
         if principal is not None and lifetime > 0:
             if len(self._verified) > 10_000:

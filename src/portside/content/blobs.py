@@ -34,7 +34,7 @@ class BlobService:
 
     async def mount(self, name: str, digest: Digest, source: str) -> bool:
         """Link a blob another repository holds; False when it cannot (the caller then uploads)."""
-        async with self.queries.db.write() as conn:
+        async with self.queries.db.write(access=False) as conn:  # content only
             source_id = await self.queries.repository_id(conn, source)
             if source_id is None:
                 return False

@@ -83,7 +83,7 @@ class ManifestService:
             digest = str(Digest.of(body))
             new_tags = (check_tag(reference),)
 
-        async with self.queries.db.write() as conn:
+        async with self.queries.db.write(access=False) as conn:  # content only
             if self.quotas is not None:  # first: it locks the project row, before any blob row
                 await self.quotas.check_manifest(conn, name, digest, len(body), parsed)
             repo_id = await self.queries.ensure_repository(conn, name)

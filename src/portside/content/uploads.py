@@ -99,7 +99,7 @@ class UploadService:
     async def _publish(self, name: str, upload_id: str, digest: Digest, size: int, *, session_row: bool) -> None:
         # Link and publish in one transaction: the blob row stays locked until the file is in place.
         try:
-            async with self.queries.db.write() as conn:
+            async with self.queries.db.write(access=False) as conn:  # content only
                 if self.quotas is not None:
                     await self.quotas.check_blob(conn, name, str(digest), size)
                 await self.queries.link_blob(conn, name, str(digest), size)

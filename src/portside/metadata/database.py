@@ -16,7 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from portside.metadata.changes import CHANNEL, ChangeCounter
+from portside.metadata.changes import CHANNEL, CONTENT_ONLY, ChangeCounter
 
 if TYPE_CHECKING:
     # PostgreSQL's INSERT has the same ON CONFLICT methods; one name keeps the callers' types simple.
@@ -97,16 +97,19 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def write(self, *, content: bool = True) -> AsyncIterator[AsyncConnection]:
+    async def write(self, *, content: bool = True, access: bool = True) -> AsyncIterator[AsyncConnection]:
         """A transaction: committed when the block ends, rolled back when it raises.
 
         `content=False` marks bookkeeping writes (pull times, audit, jobs) that change nothing the
-        read caches hold, so they do not invalidate them."""
+        read caches hold, so they do not invalidate them. `access=False` marks writes of content
+        only (blobs, manifests, tags): they leave projects, members and accounts alone, so the
+        caches of those stay valid."""
         if self.dialect != "sqlite":
             async with self.engine.begin() as conn:
                 yield conn
                 if content:
-                    await conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+                    payload = "" if access else f", '{CONTENT_ONLY}'"
+                    await conn.exec_driver_sql(f"NOTIFY {CHANNEL}{payload}")
         else:
             async with self.engine.connect() as conn:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -117,7 +120,7 @@ class Database:
                     raise
                 await conn.exec_driver_sql("COMMIT")
         if content:
-            self.changes.bump()
+            self.changes.bump(access=access)
 
     def listen_url(self) -> str | None:
         """A libpq connection string for LISTEN, on PostgreSQL."""

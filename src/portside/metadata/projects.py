@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from portside.metadata.changes import ACCESS
 from portside.metadata.database import Database
 from portside.metadata.models import Project, ProjectMember, Repository, User, table
 from portside.metadata.queries import now
@@ -50,7 +51,7 @@ def _project(row: Any) -> ProjectRow:
 class ProjectQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.cache = ReadCache(db.changes)
+        self.cache = ReadCache(db.changes, slot=ACCESS)  # projects and members: pushes leave them alone
 
     async def by_name(self, name: str, conn: AsyncConnection | None = None) -> ProjectRow | None:
         if conn is None:  # outside a transaction: the hot path of every registry request

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from portside.metadata.changes import ChangeCounter
+from portside.metadata.changes import EVERYTHING, ChangeCounter
 
 T = TypeVar("T")
 
 
 class ReadCache:
-    def __init__(self, changes: ChangeCounter, *, max_entries: int = 50_000) -> None:
+    def __init__(self, changes: ChangeCounter, *, slot: int = EVERYTHING, max_entries: int = 50_000) -> None:
         self.changes = changes
+        self.slot = slot  # which counter invalidates this cache (see portside.metadata.changes)
         self.max_entries = max_entries
         self._entries: dict[Hashable, tuple[int, Any]] = {}
         self.hits = 0
@@ -26,7 +27,7 @@ class ReadCache:
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         if not self.changes.usable:
             return await load()
-        generation = self.changes.current()
+        generation = self.changes.current(self.slot)
         entry = self._entries.get(key)
         if entry is not None and entry[0] == generation:
             self.hits += 1
