@@ -29,7 +29,9 @@ SQLITE_IDLE_CONNECTIONS = 2
 def async_url(url: str) -> URL:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        return u.set(drivername="sqlite+aiosqlite")
+        from portside.metadata import sqlite_driver  # registers the dialect
+
+        return u.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
     if u.get_backend_name() == "postgresql":
         return u.set(drivername="postgresql+psycopg")
     raise ValueError(f"unsupported database URL scheme {u.drivername!r}: use sqlite:/// or postgresql://")
