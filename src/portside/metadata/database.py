@@ -1,7 +1,8 @@
 """The database handle: one async engine, read and write connections, and migrations.
 
-SQLite runs in WAL mode with write transactions opened as `BEGIN IMMEDIATE`, so concurrent workers
-queue on the write lock instead of failing to upgrade a read lock; reads run outside transactions.
+SQLite runs in WAL mode with write transactions opened as `BEGIN IMMEDIATE`, so a writer never fails
+to upgrade a read lock; writers queue on a `WriterLock` first, which wakes the next one as soon as the
+database is free; reads run outside transactions.
 PostgreSQL uses ordinary transactions through psycopg 3.
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from portside.metadata.changes import CHANNEL, CONTENT_ONLY, ChangeCounter
+from portside.metadata.writer_lock import WriterLock
 
 if TYPE_CHECKING:
     # PostgreSQL's INSERT has the same ON CONFLICT methods; one name keeps the callers' types simple.
@@ -61,9 +63,12 @@ class Database:
         self.changes = changes or ChangeCounter()
         target = async_url(url)
         self.dialect = target.get_backend_name()
+        self._writers: WriterLock | None = None
         if self.dialect == "sqlite":
-            if target.database and target.database != ":memory:":
-                Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+            on_disk = bool(target.database) and target.database != ":memory:"
+            if on_disk:
+                Path(str(target.database)).parent.mkdir(parents=True, exist_ok=True)
+            self._writers = WriterLock(Path(f"{target.database}.writer-lock") if on_disk else None)
             # Each aiosqlite connection is a thread with its own page cache: keep few idle, burst as before.
             idle = min(pool_size, SQLITE_IDLE_CONNECTIONS)
             # Autocommit on every connection, set once: we issue BEGIN IMMEDIATE/COMMIT ourselves, so
@@ -113,7 +118,8 @@ class Database:
                     payload = "" if access else f", '{CONTENT_ONLY}'"
                     await conn.exec_driver_sql(f"NOTIFY {CHANNEL}{payload}")
         else:
-            async with self.engine.connect() as conn:
+            assert self._writers is not None
+            async with self._writers.hold(), self.engine.connect() as conn:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -136,6 +142,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
 
 
 def migrate(url: str) -> None:
