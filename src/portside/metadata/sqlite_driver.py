@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -51,37 +52,30 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         return cursor
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        return await self._one_trip(lambda cursor: cursor.execute(operation, () if parameters is None else parameters))
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return await self._one_trip(lambda cursor: cursor.executemany(operation, seq_of_parameters))
+
+    async def _one_trip(self, call: Callable[[sqlite3.Cursor], object]) -> sqlite3.Cursor:
+        """Open a cursor, run `call` on it, read any rows and close it, all on the connection's thread."""
         conn = self._connection
 
         def run() -> tuple[sqlite3.Cursor, list[Any] | None]:
-            cursor = conn._conn.cursor()
+            cursor: sqlite3.Cursor = conn._conn.cursor()
             try:
-                cursor.execute(operation, () if parameters is None else parameters)
+                call(cursor)
                 return cursor, cursor.fetchall() if cursor.description else None
             finally:
                 cursor.close()  # description, rowcount and lastrowid stay readable
 
         async with self._adapt_connection._execute_mutex:
-            cursor, rows = await conn._execute(run)
-        self._cursor = cursor
+            done: tuple[sqlite3.Cursor, list[Any] | None] = await conn._execute(run)
+        cursor, rows = done
+        self._cursor = cast(Any, cursor)  # closed already: only its description and counts are read
         if rows is not None:
             self._rows = collections.deque(rows)
         return cursor
-
-    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
-        conn = self._connection
-
-        def run() -> sqlite3.Cursor:
-            cursor: sqlite3.Cursor = conn._conn.cursor()
-            try:
-                cursor.executemany(operation, seq_of_parameters)
-                return cursor
-            finally:
-                cursor.close()
-
-        async with self._adapt_connection._execute_mutex:
-            self._cursor = await conn._execute(run)
-        return self._cursor
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
