@@ -21,46 +21,44 @@ from annotated_types import Ge, Gt, Le
 # How `portside serve` hands the validated settings to its worker processes (JSON).
 SETTINGS_ENV = "PORTSIDE_INTERNAL_SETTINGS_JSON"
 SECRET_MASK = "**********"
-_STRICT: dict[str, Any] = {"extra": "forbid"}  # pydantic config: unknown keys are errors
 
 
 class ConfigError(Exception):
     """A configuration problem, worded for the person starting the server."""
 
 
+class _Section:
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}  # unknown keys are errors
+
+
 @dataclass(frozen=True)
-class DatabaseSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class DatabaseSettings(_Section):
     url: str | None = None  # sqlite:///path or postgresql://user:pass@host:port/db
     pool_size: Annotated[int, Ge(1), Le(200)] = 10
 
 
 @dataclass(frozen=True)
-class FilesystemStorageSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class FilesystemStorageSettings(_Section):
     driver: Literal["filesystem"] = "filesystem"
     root: Path | None = None  # defaults to <data_dir>/storage
 
 
 @dataclass(frozen=True)
-class RegistrySettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class RegistrySettings(_Section):
     max_manifest_bytes: Annotated[int, Ge(1024)] = 4 * 1024 * 1024
     max_list_page: Annotated[int, Ge(1)] = 10_000
     pull_flush_seconds: Annotated[float, Gt(0)] = 5.0
 
 
 @dataclass(frozen=True)
-class LogSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
     access_log: bool = True
 
 
 @dataclass(frozen=True)
-class AuthSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class AuthSettings(_Section):
     # token: users, robots and bearer tokens; none: an open registry for local use
     mode: Literal["token", "none"] = "token"
     service: str = "portside"  # the `service` named in bearer challenges and tokens
@@ -72,8 +70,7 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
-class AuditSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class AuditSettings(_Section):
     retention_days: Annotated[int, Ge(1)] = 90
     log_pulls: bool = True
     flush_seconds: Annotated[float, Gt(0)] = 1.0
@@ -84,8 +81,7 @@ def _default_concurrency() -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class JobsSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class JobsSettings(_Section):
     run_in_server: bool = True  # run job workers and the scheduler inside `portside serve`
     poll_seconds: Annotated[float, Gt(0)] = 1.0
     # running tasks per kind, like Harbor's max_concurrent
@@ -94,8 +90,7 @@ class JobsSettings:
 
 
 @dataclass(frozen=True)
-class TLSSettings:
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+class TLSSettings(_Section):
     cert: Path | None = None
     key: Path | None = None
 
