@@ -110,3 +110,33 @@ def test_gc_api_validation_and_permissions(admin: httpx.Client, anon: httpx.Clie
     assert admin.put("/api/v2.0/system/gc/schedule", json={"schedule": {"type": "None"}}).status_code == 200
     assert admin.get("/api/v2.0/system/gc/schedule").json()["schedule"]["type"] == "None"
     assert admin.get("/api/v2.0/system/gc/999999").status_code == 404
+
+
+def test_gc_purges_idle_uploads_and_spares_active_ones(admin: httpx.Client, auth_server: RunningServer,
+                                                      project_name: str) -> None:
+    """Upload sessions live beside their bytes; garbage collection removes those that received nothing
+    for longer than the upload limit (24 hours by default), whatever their age otherwise."""
+    assert admin.post("/api/v2.0/projects", json={"project_name": project_name}).status_code == 201
+    uploads_root = auth_server.data_dir / "storage" / "uploads"
+    opened = {}
+    for which in ("idle", "active"):
+        r = admin.post(f"/v2/{project_name}/app/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        upload_id = r.headers["Docker-Upload-UUID"]
+        assert admin.patch(r.headers["Location"], content=b"x" * 100,
+                           headers={"Content-Type": "application/octet-stream"}).status_code == 202
+        assert (uploads_root / upload_id / "session").is_file()  # the session is a file, not a row
+        opened[which] = (upload_id, r.headers["Location"])
+    three_days_ago = time.time() - 3 * 86400
+    idle_dir = uploads_root / opened["idle"][0]
+    for path in (idle_dir / "session", idle_dir / "data", idle_dir):
+        os.utime(path, (three_days_ago, three_days_ago))
+    os.utime(uploads_root / opened["active"][0], (three_days_ago, three_days_ago))  # old session, fresh bytes
+
+    run = run_gc(admin)
+    assert f"purged upload session {opened['idle'][0]}" in run["log"]
+    assert opened["active"][0] not in run["log"]
+    assert not idle_dir.exists()
+    assert admin.get(opened["idle"][1]).status_code == 404
+    status = admin.get(opened["active"][1])
+    assert status.status_code == 204 and status.headers["Range"] == "0-99"

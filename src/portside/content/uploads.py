@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from portside.errors import QuotaExceeded, UploadUnknown
-from portside.metadata.queries import RegistryQueries, UploadRow
+from portside.metadata.queries import RegistryQueries
 from portside.oci.digest import Digest, new_hasher
-from portside.storage.ports import BlobStore
+from portside.storage.ports import BlobStore, UploadSession
 
 if TYPE_CHECKING:
     from portside.lifecycle.quotas import QuotaService
@@ -25,31 +25,31 @@ class UploadService:
         self.store = store
         self.queries = queries
         self.quotas = quotas
-        # A session row never changes while it exists, so this worker remembers the ones it has seen
-        # and skips the database read on each PATCH and PUT. Whether a remembered session still
+        # A session never changes while it exists, so this worker remembers the ones it has seen
+        # and skips reading them on each PATCH and PUT. Whether a remembered session still
         # exists (another worker may have finished it) the store answers: its files go at the end.
-        self._sessions: OrderedDict[str, UploadRow] = OrderedDict()
+        self._sessions: OrderedDict[str, UploadSession] = OrderedDict()
 
     async def start(self, name: str, algorithm: str = "sha256") -> str:
         new_hasher(algorithm)  # refuse unknown algorithms before creating anything
         upload_id = str(uuid.uuid4())
-        await self.store.create_upload(upload_id)
-        await self.queries.create_upload(upload_id, name, algorithm)
-        self._remember(UploadRow(upload_id, name, algorithm, datetime.now(UTC)))
+        session = UploadSession(name, algorithm, datetime.now(UTC))
+        await self.store.create_upload(upload_id, session)  # no database write: the session is a file
+        self._remember(upload_id, session)
         return upload_id
 
-    async def session(self, name: str, upload_id: str, *, remembered: bool = True) -> UploadRow:
-        row = self._sessions.get(upload_id) if remembered else None
-        if row is None:
-            row = await self.queries.get_upload(upload_id)
-            if row is not None:
-                self._remember(row)
-        if row is None or row.repository != name:
+    async def session(self, name: str, upload_id: str, *, remembered: bool = True) -> UploadSession:
+        found = self._sessions.get(upload_id) if remembered else None
+        if found is None:
+            found = await self.store.upload_session(upload_id)
+            if found is not None:
+                self._remember(upload_id, found)
+        if found is None or found.repository != name:
             raise UploadUnknown(f"upload {upload_id} is unknown to repository {name} (finished or cancelled?)")
-        return row
+        return found
 
-    def _remember(self, row: UploadRow) -> None:
-        self._sessions[row.id] = row
+    def _remember(self, upload_id: str, session: UploadSession) -> None:
+        self._sessions[upload_id] = session
         if len(self._sessions) > SESSIONS_REMEMBERED:
             self._sessions.popitem(last=False)
 
@@ -72,17 +72,13 @@ class UploadService:
         try:
             size = await self.store.verify_upload(upload_id, row.algorithm, digest)
         except Exception:
-            await self._forget(upload_id)
+            self._sessions.pop(upload_id, None)
             raise
-        try:
-            await self._publish(name, upload_id, digest, size, session_row=True)
-        except QuotaExceeded:
-            await self._forget(upload_id)
-            raise
+        await self._publish(name, upload_id, digest, size)
         return size
 
     async def monolithic(self, name: str, digest: Digest, body: AsyncIterable[bytes]) -> int:
-        """A whole blob in one request. It cannot be resumed, so it needs no session row: only a
+        """A whole blob in one request. It cannot be resumed, so it needs no session: only a
         directory under uploads/, which garbage collection removes if a crash leaves it behind."""
         new_hasher(digest.algorithm)
         upload_id = str(uuid.uuid4())
@@ -90,24 +86,24 @@ class UploadService:
         try:
             await self.store.append(upload_id, digest.algorithm, body, None)
             size = await self.store.verify_upload(upload_id, digest.algorithm, digest)
-            await self._publish(name, upload_id, digest, size, session_row=False)
+            await self._publish(name, upload_id, digest, size)
         except BaseException:
             await self.store.cancel_upload(upload_id)
             raise
         return size
 
-    async def _publish(self, name: str, upload_id: str, digest: Digest, size: int, *, session_row: bool) -> None:
+    async def _publish(self, name: str, upload_id: str, digest: Digest, size: int) -> None:
         # Link and publish in one transaction: the blob row stays locked until the file is in place.
+        # Publishing removes the upload, its session with it.
         try:
             async with self.queries.db.write(access=False) as conn:  # content only
                 if self.quotas is not None:
                     await self.quotas.check_blob(conn, name, str(digest), size)
                 await self.queries.link_blob(conn, name, str(digest), size)
                 await self.store.publish_upload(upload_id, digest, size)
-                if session_row:
-                    await self.queries.delete_upload(conn, upload_id)
             self._sessions.pop(upload_id, None)
         except QuotaExceeded:
+            self._sessions.pop(upload_id, None)
             await self.store.cancel_upload(upload_id)  # refused at this blob: nothing kept, nothing linked
             raise
 
@@ -118,10 +114,5 @@ class UploadService:
             if missing_ok:
                 return
             raise
-        await self.store.cancel_upload(upload_id)
-        await self._forget(upload_id)
-
-    async def _forget(self, upload_id: str) -> None:
         self._sessions.pop(upload_id, None)
-        async with self.queries.db.write(content=False) as conn:  # no read cache holds upload sessions
-            await self.queries.delete_upload(conn, upload_id)
+        await self.store.cancel_upload(upload_id)

@@ -6,7 +6,7 @@ Order of a run:
 2. for each candidate blob, in one transaction holding the blob row lock: drop repository links no
    manifest of that repository names, then, if no link is left, delete the row and the file;
 3. files with no row (a crash between publish and commit) get an old row and go through step 2;
-4. upload sessions older than the upload limit are purged.
+4. uploads that received no bytes for longer than the upload limit are purged.
 
 The time window (hours) spares everything linked or pushed recently, so in-flight pushes, whose
 layers are linked before their manifest arrives, are never broken.
@@ -136,15 +136,13 @@ class GarbageCollector:
                 await self.queries.adopt_orphan(str(digest), size)
 
     async def _uploads(self, cutoff: datetime, options: GcOptions, report: GcReport, log: Log) -> None:
-        stale = await self.queries.stale_uploads(cutoff)
-        live = await self.queries.live_upload_ids()
-        async for upload_id, mtime in self.store.iter_uploads():
-            if upload_id not in live and datetime.fromtimestamp(mtime, UTC) < cutoff:
-                stale.append(upload_id)  # a directory whose session row never got written
+        # Uploads that received no bytes within the window: abandoned sessions, and directories a
+        # crash left behind. A session lives in its directory, so removing that ends it.
+        stale = [upload_id async for upload_id, last_active in self.store.iter_uploads()
+                 if datetime.fromtimestamp(last_active, UTC) < cutoff]
         for upload_id in stale:
             report.purged_uploads += 1
             if options.dry_run:
                 continue
             await self.store.cancel_upload(upload_id)
-            await self.queries.forget_upload(upload_id)
             log(f"purged upload session {upload_id}")

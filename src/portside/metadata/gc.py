@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists, Select
 
 from portside.metadata.database import Database
-from portside.metadata.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload, table
+from portside.metadata.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, table
 
 blobs = table(Blob)
 links = table(RepositoryBlob)
@@ -22,7 +22,6 @@ manifests = table(Manifest)
 refs = table(ManifestReference)
 tags = table(Tag)
 repos = table(Repository)
-uploads = table(Upload)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -143,14 +142,3 @@ class GcQueries:
     async def delete_blob_row(self, conn: AsyncConnection, digest: str) -> None:
         await conn.execute(delete(blobs).where(blobs.c.digest == digest))
 
-    async def stale_uploads(self, cutoff: datetime) -> list[str]:
-        async with self.db.read() as conn:
-            return [r[0] for r in await conn.execute(select(uploads.c.id).where(uploads.c.created_at < cutoff))]
-
-    async def forget_upload(self, upload_id: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-
-    async def live_upload_ids(self) -> set[str]:
-        async with self.db.read() as conn:
-            return {r[0] for r in await conn.execute(select(uploads.c.id))}

@@ -4,8 +4,7 @@ layer and config bytes live in the blob store, named by digest.
     projects ── repositories ─┬─ repository_blobs ── blobs
                               ├─ manifests ─┬─ manifest_references  (blobs and child manifests it names)
                               │             └─ subject_digest       (referrers API)
-                              ├─ tags ── manifests
-                              └─ uploads (by repository name; the repository may not exist yet)
+                              └─ tags ── manifests
     projects ─┬─ project_members ── users
               └─ robots (project level; system robots have no project)
     audit_logs, system_settings
@@ -129,14 +128,6 @@ class Tag(Base):
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     __table_args__ = (Index("ix_tags_manifest_id", "manifest_id"),)
-
-
-class Upload(Base):
-    __tablename__ = "uploads"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    repository: Mapped[str] = mapped_column(String(255))
-    algorithm: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class User(Base):

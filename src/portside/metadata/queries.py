@@ -25,7 +25,6 @@ from portside.metadata.models import (
     Repository,
     RepositoryBlob,
     Tag,
-    Upload,
     table,
 )
 from portside.metadata.readcache import ReadCache
@@ -37,7 +36,6 @@ links = table(RepositoryBlob)
 manifests = table(Manifest)
 refs = table(ManifestReference)
 tags = table(Tag)
-uploads = table(Upload)
 
 
 def now() -> datetime:
@@ -59,14 +57,6 @@ class ReferrerRow:
     size: int
     artifact_type: str | None
     annotations: dict[str, str] | None
-
-
-@dataclass(frozen=True, slots=True)
-class UploadRow:
-    id: str
-    repository: str
-    algorithm: str
-    created_at: datetime
 
 
 class RegistryQueries:
@@ -192,22 +182,6 @@ class RegistryQueries:
             .where(links.c.repository_id == repo_id, links.c.digest.in_(wanted))
         )
         return {row.digest: row.size for row in await conn.execute(query)}
-
-    # -- uploads -------------------------------------------------------------------------------
-
-    async def create_upload(self, upload_id: str, repository: str, algorithm: str) -> None:
-        async with self.db.write(content=False) as conn:  # no read cache holds upload sessions
-            await conn.execute(
-                uploads.insert().values(id=upload_id, repository=repository, algorithm=algorithm, created_at=now())
-            )
-
-    async def get_upload(self, upload_id: str) -> UploadRow | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).first()
-        return UploadRow(row.id, row.repository, row.algorithm, row.created_at) if row else None
-
-    async def delete_upload(self, conn: AsyncConnection, upload_id: str) -> None:
-        await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
 
     # -- manifests -----------------------------------------------------------------------------
 

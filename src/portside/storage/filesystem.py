@@ -3,7 +3,8 @@
 Layout under the root:
 
     blobs/<algorithm>/<first two hex>/<hex>    committed content, immutable once renamed into place
-    uploads/<id>/data                          bytes received so far for an upload session
+    uploads/<id>/data                          bytes received so far for an upload
+    uploads/<id>/session                       what a resumable upload is for (JSON), absent for one-shot uploads
 
 Uploads are hashed as they arrive. Each process keeps the running hash of the uploads it touched,
 checked against the file's size and mtime, and re-hashes from disk when another worker or a
@@ -15,13 +16,16 @@ opens its database transaction; publishing waits for it, so nothing is linked be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +34,7 @@ import anyio.to_thread
 
 from portside.errors import BlobUnknown, DigestMismatch, UploadInvalid, UploadRangeInvalid, UploadUnknown
 from portside.oci.digest import Digest, new_hasher
+from portside.storage.ports import UploadSession
 
 WRITE_BUFFER = 1 << 20  # hand the disk and the hasher 1 MiB at a time
 READ_CHUNK = 1 << 20
@@ -133,14 +138,32 @@ class FilesystemBlobStore:
             raise UploadUnknown(f"upload {upload_id!r} is unknown")
         return self._uploads / upload_id / "data"
 
-    async def create_upload(self, upload_id: str) -> None:
+    async def create_upload(self, upload_id: str, session: UploadSession | None = None) -> None:
         path = self._data_path(upload_id)
+        described = None if session is None else json.dumps({
+            "repository": session.repository, "algorithm": session.algorithm,
+            "started_at": session.started_at.isoformat(),
+        }).encode()
 
         def create() -> None:
             path.parent.mkdir()
+            if described is not None:
+                # Not synced: a crash loses open sessions anyway (their clients start over), and a
+                # torn file reads as an unknown upload that the purge of old uploads removes.
+                (path.parent / "session").write_bytes(described)
             path.touch()
 
         await anyio.to_thread.run_sync(create)
+
+    async def upload_session(self, upload_id: str) -> UploadSession | None:
+        path = self._data_path(upload_id).parent / "session"
+        try:
+            raw = await anyio.to_thread.run_sync(path.read_bytes)
+            found = json.loads(raw)
+            return UploadSession(str(found["repository"]), str(found["algorithm"]),
+                                 datetime.fromisoformat(found["started_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     async def upload_size(self, upload_id: str) -> int:
         try:
@@ -257,8 +280,21 @@ class FilesystemBlobStore:
         await anyio.to_thread.run_sync(self._remove_upload, upload_id)
 
     async def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
+        def last_active(upload: Path) -> float:
+            times = [upload.stat().st_mtime]
+            with contextlib.suppress(FileNotFoundError):
+                times.append((upload / "data").stat().st_mtime)  # appends touch the file, not the directory
+            return max(times)
+
         def scan() -> list[tuple[str, float]]:
-            return [(p.name, p.stat().st_mtime) for p in self._uploads.iterdir() if p.is_dir()]
+            found = []
+            for p in self._uploads.iterdir():
+                try:
+                    if p.is_dir():
+                        found.append((p.name, last_active(p)))
+                except FileNotFoundError:
+                    continue  # finished while we looked
+            return found
 
         for entry in await anyio.to_thread.run_sync(scan):
             yield entry

@@ -3,15 +3,28 @@
 A blob store holds committed content by digest and in-progress uploads by id. Uploads are
 append-only byte streams hashed as they arrive; `verify_upload` checks the digest and
 `publish_upload` makes the content visible atomically, so a failed or interrupted write never shows partial data.
+An upload's session (which repository it is for) lives beside its bytes, not in the database: opening
+an upload costs no database write, and the session ends with its bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from portside.oci.digest import Digest
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSession:
+    """What a resumable upload was opened for. It never changes while the upload exists."""
+
+    repository: str
+    algorithm: str
+    started_at: datetime
 
 
 class BlobStore(Protocol):
@@ -38,8 +51,12 @@ class BlobStore(Protocol):
     def iter_digests(self) -> AsyncIterator[tuple[Digest, int, float]]:
         """Every committed blob with its size and modification time (for garbage collection)."""
 
-    async def create_upload(self, upload_id: str) -> None:
-        """Start an empty upload."""
+    async def create_upload(self, upload_id: str, session: UploadSession | None = None) -> None:
+        """Start an empty upload; a resumable one keeps its `session` beside its bytes."""
+
+    async def upload_session(self, upload_id: str) -> UploadSession | None:
+        """The session an upload was started with; None when it is unknown, finished or cancelled
+        (or was started without one)."""
 
     async def upload_size(self, upload_id: str) -> int:
         """Bytes received so far; raises UploadUnknown."""
@@ -63,4 +80,4 @@ class BlobStore(Protocol):
         """Discard an upload (idempotent)."""
 
     def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
-        """Upload ids with their last-modified time (for purging abandoned sessions)."""
+        """Upload ids with the time they last received bytes (for purging abandoned uploads)."""
