@@ -371,3 +371,21 @@ def test_quota_permissions(auth_server: RunningServer, api: httpx.Client, anon: 
         assert summary_quota(user, own) == {"hard": {"storage": -1}, "used": {"storage": 0}}
     assert api.get(f"/api/v2.0/quotas/{own_id}").json()["hard"] == {"storage": -1}
     assert api.get(f"/api/v2.0/quotas/{pid}").json()["hard"] == {"storage": 5000}
+
+
+def test_a_limit_set_after_pushes_applies_at_once_on_every_worker(auth_server: RunningServer, api: httpx.Client,
+                                                                  project_name: str) -> None:
+    """Workers remember that a project has no limit; setting one must reach all of them before the next push."""
+    pid = create_project(api, project_name)
+    repo = f"{project_name}/app"
+    with registry_client(auth_server, [repo]) as reg:
+        reg.headers["Connection"] = "close"  # a new connection per request, so both workers serve pushes
+        for _ in range(8):
+            assert upload(reg, repo, os.urandom(100)).status_code == 201
+        set_limit(api, pid, used(api, pid))
+        for _ in range(8):
+            r = upload(reg, repo, os.urandom(100))
+            assert r.status_code == 403 and "quota exceeded" in error_of(r)["message"], r.text
+        set_limit(api, pid, -1)
+        for _ in range(4):
+            assert upload(reg, repo, os.urandom(100)).status_code == 201

@@ -5,7 +5,8 @@ and its manifests); a blob shared by many repositories or manifests of one proje
 only content new to the project adds to it. The check runs inside the push's own write transaction,
 before anything is linked, with the project row locked (PostgreSQL; SQLite runs one writer at a
 time anyway), so concurrent pushes into one project are checked one after the other and can never
-overshoot together. Projects without a limit skip all of it after one indexed lookup.
+overshoot together. Projects without a limit skip all of it: whether a project has one is cached
+like the project rows themselves, until a write to projects (any worker, any replica) invalidates it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.errors import Invalid, NotFound, QuotaExceeded
+from portside.metadata.changes import ACCESS
 from portside.metadata.database import Database
 from portside.metadata.quotas import QuotaQueries, QuotaRow
+from portside.metadata.readcache import ReadCache
 from portside.oci import mediatypes as mt
 from portside.oci.manifest import ParsedManifest
 
@@ -42,6 +45,7 @@ class QuotaService:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queries = QuotaQueries(db)
+        self._limited = ReadCache(db.changes, slot=ACCESS, max_entries=10_000)  # project name -> has a limit
 
     # -- enforcement, inside the push's transaction ---------------------------------------------
 
@@ -51,7 +55,9 @@ class QuotaService:
         project = project_of(repository)
         if project is None:
             return
-        limited = await self.queries.limit_for_push(conn, project)
+        if not await self._limited.get_or_load(project, lambda: self._has_limit(conn, project)):
+            return
+        limited = await self.queries.limit_for_push(conn, project)  # again, now locking the project row
         if limited is None:
             return
         project_id, limit = limited
@@ -67,6 +73,9 @@ class QuotaService:
                 f"{limit}-byte limit",
                 detail={"project": project, "limit": limit, "used": used, "adding": adding},
             )
+
+    async def _has_limit(self, conn: AsyncConnection, project: str) -> bool:
+        return await self.queries.limit_for_push(conn, project) is not None
 
     async def check_blob(self, conn: AsyncConnection, repository: str, digest: str, size: int) -> None:
         await self.check(conn, repository, [(digest, size)])

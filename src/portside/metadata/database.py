@@ -117,6 +117,8 @@ class Database:
                 if content:
                     payload = "" if access else f", '{CONTENT_ONLY}'"
                     await conn.exec_driver_sql(f"NOTIFY {CHANNEL}{payload}")
+            if content:
+                self.changes.bump(access=access)
         else:
             assert self._writers is not None
             async with self._writers.hold(), self.engine.connect() as conn:
@@ -127,8 +129,8 @@ class Database:
                     await conn.exec_driver_sql("ROLLBACK")
                     raise
                 await conn.exec_driver_sql("COMMIT")
-        if content:
-            self.changes.bump(access=access)
+                if content:  # before the next writer starts: it may decide from cached reads
+                    self.changes.bump(access=access)
 
     def listen_url(self) -> str | None:
         """A libpq connection string for LISTEN, on PostgreSQL."""

@@ -7,12 +7,12 @@ several steps into one atomic change.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -28,6 +28,9 @@ from portside.metadata.models import (
     table,
 )
 from portside.metadata.readcache import ReadCache
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.sqlite import Insert  # PostgreSQL's has the same ON CONFLICT methods
 
 repos = table(Repository)
 projects = table(Project)
@@ -59,11 +62,32 @@ class ReferrerRow:
     annotations: dict[str, str] | None
 
 
+class _PushStatements:
+    """Statements every blob push runs, built once with bound parameters: building a statement per
+    call, and the cache key SQLAlchemy then derives from it, cost more than SQLite running it."""
+
+    def __init__(self, insert: Callable[[Any], Insert]) -> None:
+        self.repository_id = select(repos.c.id).where(repos.c.name == bindparam("name"))
+        ts = bindparam("ts", type_=blobs.c.created_at.type)
+        upsert_blob = insert(blobs).values(digest=bindparam("digest"), size=bindparam("size"),
+                                           created_at=ts, last_linked_at=ts)
+        self.upsert_blob = upsert_blob.on_conflict_do_update(
+            index_elements=["digest"], set_={"last_linked_at": upsert_blob.excluded.last_linked_at})
+        # The link, naming its repository by name: no row when the repository does not exist yet.
+        source = select(repos.c.id, bindparam("digest", type_=links.c.digest.type),
+                        bindparam("ts", type_=links.c.linked_at.type)).where(repos.c.name == bindparam("name"))
+        link = insert(links).from_select(["repository_id", "digest", "linked_at"], source)
+        self.link_by_name = link.on_conflict_do_update(
+            index_elements=["repository_id", "digest"], set_={"linked_at": link.excluded.linked_at},
+        ).execution_options(preserve_rowcount=True)  # the caller reads it; SQLAlchemy keeps it for UPDATE/DELETE only
+
+
 class RegistryQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.cache = ReadCache(db.changes)
         self._insert = db.insert
+        self._prepared = _PushStatements(db.insert)
 
     def _bytewise(self, column: ColumnElement[str]) -> ColumnElement[str]:
         """Order names ASCIIbetically, as the spec asks, whatever the PostgreSQL database's collation."""
@@ -72,7 +96,7 @@ class RegistryQueries:
     # -- repositories --------------------------------------------------------------------------
 
     async def repository_id(self, conn: AsyncConnection, name: str) -> int | None:
-        return (await conn.execute(select(repos.c.id).where(repos.c.name == name))).scalar()
+        return (await conn.execute(self._prepared.repository_id, {"name": name})).scalar()
 
     async def ensure_repository(self, conn: AsyncConnection, name: str) -> int:
         existing = await self.repository_id(conn, name)  # the usual case: one statement, not two
@@ -123,18 +147,14 @@ class RegistryQueries:
         return (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
 
     async def link_blob(self, conn: AsyncConnection, name: str, digest: str, size: int) -> None:
-        repo_id = await self.ensure_repository(conn, name)
         ts = now()
         # Upsert: on an existing row this takes its lock (PostgreSQL), which garbage collection
         # also takes before deleting, so linking and collecting one digest never interleave.
-        await conn.execute(
-            self._insert(blobs).values(digest=digest, size=size, created_at=ts, last_linked_at=ts)
-            .on_conflict_do_update(index_elements=["digest"], set_={"last_linked_at": ts})
-        )
-        stmt = self._insert(links).values(repository_id=repo_id, digest=digest, linked_at=ts)
-        await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["repository_id", "digest"], set_={"linked_at": ts})
-        )
+        await conn.execute(self._prepared.upsert_blob, {"digest": digest, "size": size, "ts": ts})
+        link = {"name": name, "digest": digest, "ts": ts}
+        if (await conn.execute(self._prepared.link_by_name, link)).rowcount == 0:  # a new repository
+            await self.ensure_repository(conn, name)
+            await conn.execute(self._prepared.link_by_name, link)
 
     async def unlink_blob(self, conn: AsyncConnection, repo_id: int, digest: str) -> bool:
         result = await conn.execute(
