@@ -55,9 +55,16 @@ class QuotaService:
         project = project_of(repository)
         if project is None:
             return
-        if not await self._limited.get_or_load(project, lambda: self._has_limit(conn, project)):
+        loaded: list[tuple[int, int] | None] = []  # the row a cache miss read (and locked) just now
+
+        async def has_limit() -> bool:
+            loaded.append(await self.queries.limit_for_push(conn, project))
+            return loaded[0] is not None
+
+        if not await self._limited.get_or_load(project, has_limit):
             return
-        limited = await self.queries.limit_for_push(conn, project)  # again, now locking the project row
+        # A cached "limited" still needs the row read now, locked, for the current limit.
+        limited = loaded[0] if loaded else await self.queries.limit_for_push(conn, project)
         if limited is None:
             return
         project_id, limit = limited
@@ -73,9 +80,6 @@ class QuotaService:
                 f"{limit}-byte limit",
                 detail={"project": project, "limit": limit, "used": used, "adding": adding},
             )
-
-    async def _has_limit(self, conn: AsyncConnection, project: str) -> bool:
-        return await self.queries.limit_for_push(conn, project) is not None
 
     async def check_blob(self, conn: AsyncConnection, repository: str, digest: str, size: int) -> None:
         await self.check(conn, repository, [(digest, size)])
