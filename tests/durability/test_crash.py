@@ -95,7 +95,7 @@ def test_sigkill_mid_chunk_leaves_resumable_sessions(fresh_server: RunningServer
         # Make sure the server is really in the middle of writing each cut-off chunk before killing it.
         for name in ("mid", "cancel"):
             wait_for_file_size(uploads_root / ids[name] / "data", 256 * KiB + MiB)
-        wait_for_file_size(uploads_root / ids["first"] / "data", MiB)  # the store writes 1 MiB at a time
+        wait_for_file_size(uploads_root / ids["first"] / "data", MiB)  # the store writes as bytes arrive
         deadline = time.monotonic() + 20
         while not (mono_dirs := set(upload_dirs(srv)) - before) and time.monotonic() < deadline:
             time.sleep(0.02)
