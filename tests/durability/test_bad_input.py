@@ -16,6 +16,7 @@ from tests.durability.support import (
     offset_of,
     patch,
     start_upload,
+    wait_for_file_size,
 )
 from tests.oci_client import EMPTY_JSON_DIGEST, OCI_MANIFEST, push_blob, push_manifest, sha256
 from tests.servers import RunningServer
@@ -74,10 +75,12 @@ def test_cut_off_bodies_and_wrong_digests_leave_nothing(srv: RunningServer, repo
         req = RawRequest(srv, "PATCH", f"/v2/{repo}/blobs/uploads/{uid}", {
             "Content-Type": "application/octet-stream", "Content-Length": str(400 * KiB),
             "Content-Range": f"{200 * KiB}-{600 * KiB - 1}"})
-        req.send(data[200 * KiB: 300 * KiB])
-        req.close()
+        # 300 of the 400 KiB promised: enough that the store writes some of it before the cut
+        req.send(data[200 * KiB: 500 * KiB])
         data_file = srv.data_dir / "storage" / "uploads" / uid / "data"
-        deadline = time.monotonic() + 20
+        wait_for_file_size(data_file, 200 * KiB + 256 * KiB)
+        req.close()
+        deadline = time.monotonic() + 20  # the cut-off request rolls its bytes back
         while data_file.stat().st_size != 200 * KiB and time.monotonic() < deadline:
             time.sleep(0.05)
         r = client.get(f"/v2/{repo}/blobs/uploads/{uid}")

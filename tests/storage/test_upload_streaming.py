@@ -88,7 +88,7 @@ def test_a_broken_stream_rolls_back_to_the_last_acknowledged_chunk(tmp_path: Pat
 def test_a_cancelled_stream_leaves_no_write_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = filesystem._BatchWriter._write
 
-    def slow_write(self: filesystem._BatchWriter, batch: bytes) -> None:
+    def slow_write(self: filesystem._BatchWriter, batch: list[bytes]) -> None:
         time.sleep(0.1)  # a slow disk: the batch is still being written when the request is cancelled
         real_write(self, batch)
 
@@ -130,7 +130,7 @@ def test_a_failing_write_fails_the_append_and_keeps_the_prefix(tmp_path: Path, m
         real_write = filesystem._BatchWriter._write
         calls = 0
 
-        def failing_write(self: filesystem._BatchWriter, batch: bytes) -> None:
+        def failing_write(self: filesystem._BatchWriter, batch: list[bytes]) -> None:
             nonlocal calls
             calls += 1
             if calls == 2:

@@ -43,9 +43,10 @@ from portside.storage.ports import UploadSession
 
 # Received bytes go to a thread (hash, then write) in batches: the first as soon as 256 KiB have
 # arrived, so hashing and writing overlap with receiving the rest; while a batch is being written,
-# the next grows, up to 4 MiB, before reading waits for the thread.
+# the next grows, up to 2 MiB, before reading waits for the thread. Batches are the received
+# pieces themselves, never joined: no copy, and at most about 4 MiB held per upload.
 WRITE_BATCH = 256 << 10
-WRITE_BACKLOG = 4 << 20
+WRITE_BACKLOG = 2 << 20
 WRITE_INLINE = 64 << 10  # a last batch this small is written on the loop: cheaper than the hand-off
 READ_CHUNK = 1 << 20
 
@@ -383,21 +384,25 @@ class _BatchWriter:
 
     def __init__(self, f: BinaryIO, state: _HashState) -> None:
         self.f, self.state = f, state
-        self.buffer = bytearray()
+        self.buffer: list[bytes] = []
+        self.buffered = 0
         self.pending: asyncio.Future[None] | None = None  # the batch in the thread
         self._pending_size = 0
         self._stopped = False
         self._error: BaseException | None = None
 
-    def _write(self, data: bytes) -> None:
-        self.state.hasher.update(data)
-        self.f.write(data)
+    def _write(self, batch: list[bytes]) -> None:
+        for piece in batch:
+            self.state.hasher.update(piece)
+            self.f.write(piece)
+
+    def _take(self) -> list[bytes]:
+        batch, self.buffer, self._pending_size, self.buffered = self.buffer, [], self.buffered, 0
+        return batch
 
     def _start_batch(self, at_least: int) -> None:
-        if self.pending is None and not self._stopped and len(self.buffer) >= at_least:
-            data, self.buffer = bytes(self.buffer), bytearray()
-            self._pending_size = len(data)
-            self.pending = asyncio.get_running_loop().run_in_executor(None, self._write, data)
+        if self.pending is None and not self._stopped and self.buffered >= at_least:
+            self.pending = asyncio.get_running_loop().run_in_executor(None, self._write, self._take())
             self.pending.add_done_callback(self._written)
 
     def _collect(self) -> None:
@@ -426,22 +431,23 @@ class _BatchWriter:
 
     async def add(self, chunk: bytes) -> None:
         self._collect()
-        self.buffer += chunk
+        if chunk:
+            self.buffer.append(chunk)
+            self.buffered += len(chunk)
         self._start_batch(WRITE_BATCH)
-        while self.pending is not None and len(self.buffer) >= WRITE_BACKLOG:
+        while self.pending is not None and self.buffered >= WRITE_BACKLOG:
             await self._wait()
 
     async def finish(self) -> None:
         while self.pending is not None:
             await self._wait()
         self._collect()
-        if len(self.buffer) > WRITE_INLINE:
+        if self.buffered > WRITE_INLINE:
             self._start_batch(1)
             await self._wait()
-        elif self.buffer:
-            self._write(bytes(self.buffer))
-            self.state.size += len(self.buffer)
-            self.buffer = bytearray()
+        elif self.buffered:
+            self._write(self._take())
+            self.state.size += self._pending_size
 
     async def abandon(self) -> None:
         self._stopped = True
