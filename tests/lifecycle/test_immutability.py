@@ -160,6 +160,26 @@ def test_immutable_tags_cannot_move_or_be_deleted(admin: httpx.Client, project_n
     assert admin.delete(f"/v2/{repo}/manifests/v2").status_code == 202
 
 
+def test_a_rule_added_after_pushes_applies_at_once_on_every_worker(admin: httpx.Client, project_name: str) -> None:
+    """Workers remember a repository's rules (most have none); a new rule must reach all of them
+    before the next push or delete, and so must its removal."""
+    create_project(admin, project_name)
+    repo = f"{project_name}/app"
+    admin.headers["Connection"] = "close"  # a new connection per request, so both workers serve pushes
+    for _ in range(6):  # v1 moves freely, and every worker has looked for rules
+        push_image(admin, repo, "v1")
+    kept = admin.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).content
+    rule_id = add_rule(admin, project_name, immutable_rule("v*"))
+    for _ in range(6):
+        moved = push_blobs(admin, repo, make_image())
+        refused(push_manifest(admin, repo, "v1", moved.body), "DENIED", "v1", f"immutable tag rule {rule_id}")
+        refused(admin.delete(f"/v2/{repo}/manifests/v1"), "DENIED", "v1", "cannot be deleted")
+    assert admin.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == kept
+    assert admin.delete(f"{API}/projects/{project_name}/immutabletagrules/{rule_id}").status_code == 200
+    for _ in range(4):
+        push_image(admin, repo, "v1")
+
+
 def test_rules_follow_their_scope(admin: httpx.Client, project_name: str) -> None:
     create_project(admin, project_name)
     add_rule(admin, project_name, immutable_rule("dev-*", "app", decoration="excludes"))

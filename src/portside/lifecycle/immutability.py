@@ -23,8 +23,10 @@ from portside.lifecycle.selectors import (
     relative_repository,
     repository_selected,
 )
+from portside.metadata.changes import ACCESS
 from portside.metadata.database import Database
 from portside.metadata.immutable import ImmutableQueries, ImmutableRuleRow
+from portside.metadata.readcache import ReadCache
 
 ACTION = "immutable"
 TEMPLATE = "immutable_template"
@@ -100,6 +102,9 @@ class ImmutabilityService:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queries = ImmutableQueries(db)
+        # repository id -> its project's enabled rules. Every tag push asks, and most projects have
+        # none. Rule writes bump the access counter, which invalidates this on every worker.
+        self._active = ReadCache(db.changes, slot=ACCESS, max_entries=10_000)
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -156,11 +161,15 @@ class ImmutabilityService:
 
     # -- enforcement (inside the caller's transaction) -----------------------------------------
 
-    async def _rules_for(self, conn: AsyncConnection, repo_id: int) -> list[ImmutableRule]:
-        project_id = await self.queries.project_of_repository(conn, repo_id)
-        if project_id is None:
-            return []
-        return [r for r in (_from_row(row) for row in await self.queries.rules(conn, project_id)) if not r.disabled]
+    async def _rules_for(self, conn: AsyncConnection, repo_id: int) -> tuple[ImmutableRule, ...]:
+        async def load() -> tuple[ImmutableRule, ...]:
+            project_id = await self.queries.project_of_repository(conn, repo_id)
+            if project_id is None:
+                return ()
+            return tuple(r for r in (_from_row(row) for row in await self.queries.rules(conn, project_id))
+                         if not r.disabled)
+
+        return await self._active.get_or_load(repo_id, load)
 
     async def _rule_for_tag(self, conn: AsyncConnection, repo_id: int, repository: str,
                             names: Sequence[str]) -> tuple[str, ImmutableRule] | None:
@@ -177,6 +186,8 @@ class ImmutabilityService:
     async def check_retag(self, conn: AsyncConnection, repo_id: int, repository: str, names: Sequence[str],
                           manifest_id: int) -> None:
         """Refuse to point an existing immutable tag at another manifest (creating one is fine)."""
+        if not await self._rules_for(conn, repo_id):
+            return
         moving = await self.queries.tags_elsewhere(conn, repo_id, names, manifest_id)
         hit = await self._rule_for_tag(conn, repo_id, repository, moving)
         if hit is not None:

@@ -257,22 +257,22 @@ class RegistryQueries:
         references: Sequence[tuple[str, str]],
     ) -> int:
         """Insert the manifest (a no-op when the same bytes are already there) and return its id."""
-        existing = (await conn.execute(select(manifests.c.id).where(
-            manifests.c.repository_id == repo_id, manifests.c.digest == digest))).scalar()
         ts = now()
-        if existing is not None:
-            bumped = await conn.execute(update(manifests).where(manifests.c.id == existing).values(pushed_at=ts))
-            if bumped.rowcount:
-                return int(existing)
-            # Deleted (by garbage collection) while we waited for its row lock: store it afresh.
-        stmt = self._insert(manifests).values(
+        insert_new = self._insert(manifests).values(
             repository_id=repo_id, digest=digest, media_type=media_type, content=content, size=len(content),
             artifact_type=artifact_type, subject_digest=subject,
             annotations=json.dumps(annotations) if annotations else None, pushed_at=ts,
-        ).on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-        await conn.execute(stmt)
-        manifest_id = (await conn.execute(select(manifests.c.id).where(
-            manifests.c.repository_id == repo_id, manifests.c.digest == digest))).scalar_one()
+        ).on_conflict_do_nothing(index_elements=["repository_id", "digest"]).returning(manifests.c.id)
+        while True:
+            manifest_id = (await conn.execute(insert_new)).scalar()  # None: the same bytes are there already
+            if manifest_id is not None:
+                break
+            existing = (await conn.execute(
+                update(manifests).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+                .values(pushed_at=ts).returning(manifests.c.id))).scalar()
+            if existing is not None:
+                return int(existing)
+            # Deleted (by garbage collection) between the two statements: store it afresh.
         if references:
             await conn.execute(
                 self._insert(refs).on_conflict_do_nothing(),
