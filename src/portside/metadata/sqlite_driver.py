@@ -82,6 +82,13 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
 
+    def rollback(self) -> None:
+        # SQLAlchemy rolls back what it thinks it began whenever a connection goes back to the pool,
+        # autocommit or not: after every read, and after our own COMMIT. With no transaction open
+        # in SQLite there is nothing to undo, and skipping it saves a trip to the connection's thread.
+        if self._connection.in_transaction:
+            super().rollback()
+
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _Connection:
