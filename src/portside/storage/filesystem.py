@@ -397,11 +397,12 @@ class _BatchWriter:
             self.f.write(piece)
 
     def _take(self) -> list[bytes]:
-        batch, self.buffer, self._pending_size, self.buffered = self.buffer, [], self.buffered, 0
+        batch, self.buffer, self.buffered = self.buffer, [], 0
         return batch
 
     def _start_batch(self, at_least: int) -> None:
         if self.pending is None and not self._stopped and self.buffered >= at_least:
+            self._pending_size = self.buffered
             self.pending = asyncio.get_running_loop().run_in_executor(None, self._write, self._take())
             self.pending.add_done_callback(self._written)
 
@@ -446,8 +447,9 @@ class _BatchWriter:
             self._start_batch(1)
             await self._wait()
         elif self.buffered:
+            size = self.buffered
             self._write(self._take())
-            self.state.size += self._pending_size
+            self.state.size += size
 
     async def abandon(self) -> None:
         self._stopped = True
