@@ -9,7 +9,7 @@ artifacts are protected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,13 +171,15 @@ class ImmutabilityService:
 
         return await self._active.get_or_load(repo_id, load)
 
-    async def _rule_for_tag(self, conn: AsyncConnection, repo_id: int, repository: str,
-                            names: Sequence[str]) -> tuple[str, ImmutableRule] | None:
-        if not names:
-            return None
+    async def _protected_tag(self, conn: AsyncConnection, repo_id: int, repository: str,
+                             read_tags: Callable[[], Awaitable[Sequence[str]]]) -> tuple[str, ImmutableRule] | None:
+        """The first tag `read_tags` names that an enabled rule protects, with that rule. The tags are
+        read only when the repository's project has rules at all (most have none)."""
         active = await self._rules_for(conn, repo_id)
+        if not active:
+            return None
         relative = relative_repository(repository)[1]
-        for name in names:
+        for name in await read_tags():
             rule = first_match(active, relative, name)
             if rule is not None:
                 return name, rule
@@ -186,24 +188,22 @@ class ImmutabilityService:
     async def check_retag(self, conn: AsyncConnection, repo_id: int, repository: str, names: Sequence[str],
                           manifest_id: int) -> None:
         """Refuse to point an existing immutable tag at another manifest (creating one is fine)."""
-        if not await self._rules_for(conn, repo_id):
-            return
-        moving = await self.queries.tags_elsewhere(conn, repo_id, names, manifest_id)
-        hit = await self._rule_for_tag(conn, repo_id, repository, moving)
+        hit = await self._protected_tag(conn, repo_id, repository,
+                                        lambda: self.queries.tags_elsewhere(conn, repo_id, names, manifest_id))
         if hit is not None:
             tag, rule = hit
             raise TagImmutable(f"tag {tag} in {repository} is immutable ({rule.describe()}): it cannot be "
                                "pushed again with different content; push a new tag instead")
 
     async def check_tag_delete(self, conn: AsyncConnection, repo_id: int, repository: str, tag: str) -> None:
-        hit = await self._rule_for_tag(conn, repo_id, repository, [tag])
+        hit = await self._protected_tag(conn, repo_id, repository, lambda: _given([tag]))
         if hit is not None:
             raise TagImmutable(f"tag {tag} in {repository} is immutable ({hit[1].describe()}): it cannot be deleted")
 
     async def check_manifest_delete(self, conn: AsyncConnection, repo_id: int, repository: str,
                                     manifest_id: int, digest: str = "") -> None:
-        names = await self.queries.tags_of_manifest(conn, manifest_id)
-        hit = await self._rule_for_tag(conn, repo_id, repository, names)
+        hit = await self._protected_tag(conn, repo_id, repository,
+                                        lambda: self.queries.tags_of_manifest(conn, manifest_id))
         if hit is not None:
             tag, rule = hit
             what = f"artifact {digest}" if digest else "the artifact"
@@ -211,8 +211,10 @@ class ImmutabilityService:
                                "it cannot be deleted")
 
     async def check_repository_delete(self, conn: AsyncConnection, repo_id: int, repository: str) -> None:
-        names = [name for name, _ in await self.queries.tags_of_repository(conn, repo_id)]
-        hit = await self._rule_for_tag(conn, repo_id, repository, names)
+        async def tag_names() -> list[str]:
+            return [name for name, _ in await self.queries.tags_of_repository(conn, repo_id)]
+
+        hit = await self._protected_tag(conn, repo_id, repository, tag_names)
         if hit is not None:
             tag, rule = hit
             raise TagImmutable(f"repository {repository} holds the immutable tag {tag} ({rule.describe()}): "
@@ -230,6 +232,10 @@ class ImmutabilityService:
             if rule is not None and manifest_id not in out:
                 out[manifest_id] = f"immutable tag {name} ({rule.describe()})"
         return out
+
+
+async def _given(names: Sequence[str]) -> Sequence[str]:
+    return names
 
 
 def _body(rule: ImmutableRule) -> dict[str, Any]:
