@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from portside.serving import sendfile
 from portside.serving.sendfile import copy_file_to_socket
 from tests.oci_client import push_blob
 from tests.servers import RunningServer
@@ -72,3 +76,101 @@ def test_pulls_cut_off_mid_body_leave_the_workers_serving(server: RunningServer,
     assert r.content == data[1000:2000]
     assert client.get("/readyz").status_code == 200
     assert "Exception in ASGI application" not in server.log()  # a vanished client is not a server error
+
+
+class _Transport:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def get_extra_info(self, name: str) -> object:
+        return self.sock if name == "socket" else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Cycle:
+    """The parts of uvicorn's RequestResponseCycle the pathsend wrapper uses; `sent` records what
+    reached the connection and whether the socket was corked at that moment."""
+
+    def __init__(self, sock: socket.socket, method: str = "GET") -> None:
+        self.scope = {"method": method}
+        self.transport = _Transport(sock)
+        self.chunked_encoding = False
+        self.response_started = False
+        self.disconnected = False
+        self.expected_content_length = 0
+        self.sent: list[tuple[str, int]] = []
+
+    def corked(self) -> int:
+        return self.transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+
+    async def send(self, message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            self.response_started = True
+            self.expected_content_length = 11
+        self.sent.append((str(message["type"]), self.corked()))
+
+
+def _wrapped(cycle: _Cycle, monkeypatch: pytest.MonkeyPatch) -> Any:
+    async def fake_send_file(transport: object, path: str, count: int) -> None:
+        cycle.sent.append((f"file {path} {count}", cycle.corked()))
+
+    monkeypatch.setattr(sendfile, "send_file", fake_send_file)
+    return sendfile._pathsend_aware(cycle)  # type: ignore[arg-type]
+
+
+SIZED_START = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"11")]}
+
+
+@pytest.fixture
+def tcp_socket() -> Iterator[socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname()) as sock:
+        yield sock
+
+
+def test_a_file_response_goes_out_corked_head_and_body_together(tcp_socket: socket.socket,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    cycle = _Cycle(tcp_socket)
+    send = _wrapped(cycle, monkeypatch)
+
+    async def respond() -> None:
+        await send(SIZED_START)
+        assert cycle.sent == []  # the head waits to learn whether a file follows
+        await send({"type": sendfile.PATHSEND, "path": "/blobs/x"})
+
+    asyncio.run(respond())
+    assert cycle.sent == [("http.response.start", 1), ("file /blobs/x 11", 1), ("http.response.body", 0)]
+    assert cycle.corked() == 0  # uncorked after the file: the last partial segment leaves at once
+
+
+def test_other_responses_are_never_corked_nor_delayed(tcp_socket: socket.socket,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cycle = _Cycle(tcp_socket)
+    send = _wrapped(cycle, monkeypatch)
+    body = {"type": "http.response.body", "body": b"hello world", "more_body": False}
+    streamed_start = {"type": "http.response.start", "status": 200, "headers": []}
+
+    async def respond() -> None:
+        await send(SIZED_START)
+        await send(body)
+        await send(streamed_start)
+        assert cycle.sent[-1] == ("http.response.start", 0)  # no Content-Length: the head leaves at once
+
+    asyncio.run(respond())
+    assert cycle.sent == [("http.response.start", 0), ("http.response.body", 0), ("http.response.start", 0)]
+
+
+def test_a_head_request_for_a_file_sends_no_body_and_no_cork(tcp_socket: socket.socket,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cycle = _Cycle(tcp_socket, method="HEAD")
+    send = _wrapped(cycle, monkeypatch)
+
+    async def respond() -> None:
+        await send(SIZED_START)
+        await send({"type": sendfile.PATHSEND, "path": "/blobs/x"})
+
+    asyncio.run(respond())
+    assert cycle.sent == [("http.response.start", 0), ("http.response.body", 0)]

@@ -8,6 +8,12 @@ waiting with poll() when the socket is full. The event loop does not write to th
 the meantime: the response is this request's, and uvicorn starts the next pipelined request only
 after this one completes.
 
+The response head waits for the message after it: when that is the file, the socket is corked
+(TCP_CORK) for the head and the file together, as nginx's `tcp_nopush` does, and uncorked after.
+Sent on its own ahead of the file, the small head segment left the clients' TCP receive
+autotuning in a different state, and pulls by 20 concurrent processes ran a quarter slower than
+nginx's.
+
 Over TLS the extension is not offered (the kernel cannot encrypt), and FileResponse streams instead.
 """
 
@@ -17,7 +23,9 @@ import asyncio
 import logging
 import os
 import select
+import socket
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -59,6 +67,8 @@ async def send_file(transport: asyncio.Transport, path: str, count: int) -> None
         if transport.is_closing():
             raise ConnectionError("client went away")
         await asyncio.sleep(0.001)
+    if transport.is_closing():
+        raise ConnectionError("client went away")
     sock = transport.get_extra_info("socket")
     # Our own descriptor: if the connection is closed meanwhile, its number cannot be reused under us.
     out_fd = os.dup(sock.fileno())
@@ -68,23 +78,50 @@ async def send_file(transport: asyncio.Transport, path: str, count: int) -> None
         os.close(out_fd)
 
 
+def _cork(transport: asyncio.Transport, on: bool) -> None:
+    """Hold back partial TCP segments (`on`) or push out what is held; a closed socket has nothing to do."""
+    with suppress(OSError, ValueError):  # uvloop raises ValueError once the connection is closed
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
+
+
+def _sized_start(message: Any) -> bool:
+    """A response head with a Content-Length: its body follows at once (a streamed body may not)."""
+    return message["type"] == "http.response.start" and any(
+        name.lower() == b"content-length" for name, _ in message.get("headers", ()))
+
+
 def _pathsend_aware(cycle: RequestResponseCycle) -> Any:
     send = cycle.send
+    held: list[Any] = []  # the response head, until the message after it says whether a file follows
 
     async def send_with_pathsend(message: Any) -> None:
+        if _sized_start(message) and not held:
+            held.append(message)
+            return
         if message["type"] != PATHSEND:
+            if held:
+                await send(held.pop())
             await send(message)
             return
-        if cycle.chunked_encoding or not cycle.response_started:  # FileResponse always sets Content-Length
-            raise RuntimeError("http.response.pathsend needs a started response with a Content-Length")
-        if cycle.scope["method"] != "HEAD" and not cycle.disconnected:
-            try:
+        file_follows = cycle.scope["method"] != "HEAD" and not cycle.disconnected
+        corked = file_follows and bool(held)
+        if corked:
+            _cork(cycle.transport, True)
+        try:
+            if held:
+                await send(held.pop())
+            if cycle.chunked_encoding or not cycle.response_started:  # FileResponse always sets Content-Length
+                raise RuntimeError("http.response.pathsend needs a started response with a Content-Length")
+            if file_follows:
                 await send_file(cycle.transport, message["path"], cycle.expected_content_length)
-            except (ConnectionError, TimeoutError) as exc:  # the client left or stopped reading: not our fault
-                log.debug("pathsend of %s stopped: %s", message["path"], exc)
-                cycle.disconnected = True
-                cycle.transport.close()
-                return
+        except (ConnectionError, TimeoutError) as exc:  # the client left or stopped reading: not our fault
+            log.debug("pathsend of %s stopped: %s", message["path"], exc)
+            cycle.disconnected = True
+            cycle.transport.close()
+            return
+        finally:
+            if corked:
+                _cork(cycle.transport, False)
         cycle.expected_content_length = 0
         await send({"type": "http.response.body", "body": b"", "more_body": False})  # uvicorn completes it
 
