@@ -38,7 +38,8 @@ def test_copy_waits_for_a_slow_reader_and_sends_every_byte(tmp_path: Path) -> No
 
     reader = threading.Thread(target=read_slowly)
     reader.start()
-    copy_file_to_socket(ours.fileno(), str(path), len(data) - 1000)  # a prefix, as for a Content-Length
+    with path.open("rb") as f:
+        copy_file_to_socket(ours.fileno(), f.fileno(), len(data) - 1000)  # a prefix, as for a Content-Length
     reader.join(10)
     ours.close()
     rest = theirs.recv(1 << 20)
@@ -52,9 +53,37 @@ def test_copy_stops_when_the_reader_goes_away(tmp_path: Path) -> None:
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     theirs.close()
-    with pytest.raises(OSError):
-        copy_file_to_socket(ours.fileno(), str(path), 8 * MiB)
+    with pytest.raises(OSError), path.open("rb") as f:
+        copy_file_to_socket(ours.fileno(), f.fileno(), 8 * MiB)
     ours.close()
+
+
+def test_a_small_cached_file_goes_out_in_one_call_and_a_large_one_is_left_to_the_thread(tmp_path: Path) -> None:
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.write_bytes(data := os.urandom(100_000))
+    large.write_bytes(os.urandom(sendfile.INLINE_MAX + 1))
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    with ours, theirs, small.open("rb") as s, large.open("rb") as big:
+        assert sendfile.send_if_cached(ours.fileno(), s.fileno(), len(data)) == len(data)
+        received = b""
+        while len(received) < len(data):
+            received += theirs.recv(1 << 20)
+        assert received == data
+        assert sendfile.send_if_cached(ours.fileno(), big.fileno(), sendfile.INLINE_MAX + 1) == 0
+
+
+def test_a_small_file_not_in_the_page_cache_is_left_to_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "cold"
+    path.write_bytes(os.urandom(100_000))
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    with ours, theirs, path.open("rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages: dropped from the cache
+        with pytest.raises(BlockingIOError):  # the premise: reading now would wait for the disk
+            os.preadv(f.fileno(), [bytearray(1)], 0, os.RWF_NOWAIT)
+        assert sendfile.send_if_cached(ours.fileno(), f.fileno(), 100_000) == 0
 
 
 def test_pulls_cut_off_mid_body_leave_the_workers_serving(server: RunningServer, client: httpx.Client,

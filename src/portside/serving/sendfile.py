@@ -8,11 +8,14 @@ waiting with poll() when the socket is full. The event loop does not write to th
 the meantime: the response is this request's, and uvicorn starts the next pipelined request only
 after this one completes.
 
+A small file whose first and last pages are cached (RWF_NOWAIT reads tell, without waiting for
+the disk) is first tried from the event loop in one non-blocking call: config blobs and small
+layers then skip the round trip to a thread.
+
 The response head waits for the message after it: when that is the file, the socket is corked
 (TCP_CORK) for the head and the file together, as nginx's `tcp_nopush` does, and uncorked after.
-Sent on its own ahead of the file, the small head segment left the clients' TCP receive
-autotuning in a different state, and pulls by 20 concurrent processes ran a quarter slower than
-nginx's.
+With the head sent on its own ahead of the file, 20 processes pulling one 100 MiB blob at once
+spent about 40% more CPU per byte received than from nginx, and the pull ran a quarter slower.
 
 Over TLS the extension is not offered (the kernel cannot encrypt), and FileResponse streams instead.
 """
@@ -33,6 +36,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 log = logging.getLogger("portside.serving")
 PATHSEND = "http.response.pathsend"
 STALL_SECONDS = 120  # a client that takes nothing for this long loses the connection
+INLINE_MAX = 256 * 1024  # a cached file this small is sent from the event loop: no thread round trip
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+_PROBE = bytearray(1)
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -43,22 +49,38 @@ def _pool_instance() -> ThreadPoolExecutor:
     return _pool
 
 
-def copy_file_to_socket(out_fd: int, path: str, count: int) -> None:
-    """Send the first `count` bytes of `path` to the non-blocking socket `out_fd` (blocks the thread)."""
-    with open(path, "rb") as f:
-        poller = select.poll()
-        poller.register(out_fd, select.POLLOUT)
-        offset = 0
-        while offset < count:
-            try:
-                sent = os.sendfile(out_fd, f.fileno(), offset, count - offset)
-            except BlockingIOError:
-                if not poller.poll(STALL_SECONDS * 1000):
-                    raise TimeoutError(f"client read nothing for {STALL_SECONDS} s") from None
-                continue
-            if sent == 0:
-                raise EOFError(f"{path} ended after {offset} of {count} bytes")
-            offset += sent
+def copy_file_to_socket(out_fd: int, in_fd: int, count: int, offset: int = 0) -> None:
+    """Send bytes `offset` up to `count` of the file `in_fd` to the non-blocking socket `out_fd`
+    (blocks the thread)."""
+    poller = select.poll()
+    poller.register(out_fd, select.POLLOUT)
+    while offset < count:
+        try:
+            sent = os.sendfile(out_fd, in_fd, offset, count - offset)
+        except BlockingIOError:
+            if not poller.poll(STALL_SECONDS * 1000):
+                raise TimeoutError(f"client read nothing for {STALL_SECONDS} s") from None
+            continue
+        if sent == 0:
+            raise EOFError(f"the file ended after {offset} of {count} bytes")
+        offset += sent
+
+
+def send_if_cached(out_fd: int, in_fd: int, count: int) -> int:
+    """One non-blocking sendfile of a small file whose first and last pages are in the page cache,
+    on the calling thread; returns the bytes sent (0: not cached, or the socket is full)."""
+    if count == 0 or count > INLINE_MAX or _NOWAIT is None:
+        return 0
+    try:
+        for probe_at in (0, count - 1):  # RWF_NOWAIT: EAGAIN instead of waiting for the disk
+            os.preadv(in_fd, [_PROBE], probe_at, _NOWAIT)
+        return os.sendfile(out_fd, in_fd, 0, count)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        if isinstance(exc, ConnectionError):
+            raise
+        return 0  # a filesystem without RWF_NOWAIT: the thread sends it all
 
 
 async def send_file(transport: asyncio.Transport, path: str, count: int) -> None:
@@ -73,7 +95,14 @@ async def send_file(transport: asyncio.Transport, path: str, count: int) -> None
     # Our own descriptor: if the connection is closed meanwhile, its number cannot be reused under us.
     out_fd = os.dup(sock.fileno())
     try:
-        await asyncio.get_running_loop().run_in_executor(_pool_instance(), copy_file_to_socket, out_fd, path, count)
+        in_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sent = send_if_cached(out_fd, in_fd, count)
+            if sent < count:
+                await asyncio.get_running_loop().run_in_executor(
+                    _pool_instance(), copy_file_to_socket, out_fd, in_fd, count, sent)
+        finally:
+            os.close(in_fd)
     finally:
         os.close(out_fd)
 
