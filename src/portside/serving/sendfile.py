@@ -3,14 +3,11 @@
 Starlette's FileResponse sends `{"type": "http.response.pathsend", "path": ...}` when the server
 offers the extension. Here the kernel then copies the file straight from the page cache to the
 socket: no blob byte enters Python, and one copy fewer than read()+write(). uvloop has no
-`loop.sendfile`, so a small thread pool does it on a duplicate of the connection's descriptor,
-waiting with poll() when the socket is full. The event loop does not write to the connection in
-the meantime: the response is this request's, and uvicorn starts the next pipelined request only
-after this one completes.
-
-A small file whose first and last pages are cached (RWF_NOWAIT reads tell, without waiting for
-the disk) is first tried from the event loop in one non-blocking call: config blobs and small
-layers then skip the round trip to a thread.
+`loop.sendfile`; a small cached file goes out from the event loop in one non-blocking call, and
+anything larger is handed to the worker's sendfile pump (`pump.py`) on duplicates of the
+connection's and the file's descriptors. The event loop does not write to the connection in the
+meantime: the response is this request's, and uvicorn starts the next pipelined request only after
+this one completes.
 
 The response head waits for the message after it: when that is the file, the socket is corked
 (TCP_CORK) for the head and the file together, as nginx's `tcp_nopush` does, and uncorked after.
@@ -25,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import select
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -33,54 +29,20 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from portside.serving.pump import SendfilePump, send_if_cached
+
 log = logging.getLogger("portside.serving")
 PATHSEND = "http.response.pathsend"
-STALL_SECONDS = 120  # a client that takes nothing for this long loses the connection
-INLINE_MAX = 256 * 1024  # a cached file this small is sent from the event loop: no thread round trip
-_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
-_PROBE = bytearray(1)
-_pool: ThreadPoolExecutor | None = None
+_threads: ThreadPoolExecutor | None = None
+_pump: SendfilePump | None = None
 
 
-def _pool_instance() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=128, thread_name_prefix="sendfile")
-    return _pool
-
-
-def copy_file_to_socket(out_fd: int, in_fd: int, count: int, offset: int = 0) -> None:
-    """Send bytes `offset` up to `count` of the file `in_fd` to the non-blocking socket `out_fd`
-    (blocks the thread)."""
-    poller = select.poll()
-    poller.register(out_fd, select.POLLOUT)
-    while offset < count:
-        try:
-            sent = os.sendfile(out_fd, in_fd, offset, count - offset)
-        except BlockingIOError:
-            if not poller.poll(STALL_SECONDS * 1000):
-                raise TimeoutError(f"client read nothing for {STALL_SECONDS} s") from None
-            continue
-        if sent == 0:
-            raise EOFError(f"the file ended after {offset} of {count} bytes")
-        offset += sent
-
-
-def send_if_cached(out_fd: int, in_fd: int, count: int) -> int:
-    """One non-blocking sendfile of a small file whose first and last pages are in the page cache,
-    on the calling thread; returns the bytes sent (0: not cached, or the socket is full)."""
-    if count == 0 or count > INLINE_MAX or _NOWAIT is None:
-        return 0
-    try:
-        for probe_at in (0, count - 1):  # RWF_NOWAIT: EAGAIN instead of waiting for the disk
-            os.preadv(in_fd, [_PROBE], probe_at, _NOWAIT)
-        return os.sendfile(out_fd, in_fd, 0, count)
-    except BlockingIOError:
-        return 0
-    except OSError as exc:
-        if isinstance(exc, ConnectionError):
-            raise
-        return 0  # a filesystem without RWF_NOWAIT: the thread sends it all
+def _pump_instance() -> SendfilePump:
+    global _threads, _pump
+    if _pump is None:
+        _threads = ThreadPoolExecutor(max_workers=128, thread_name_prefix="sendfile")
+        _pump = SendfilePump(_threads)
+    return _pump
 
 
 async def send_file(transport: asyncio.Transport, path: str, count: int) -> None:
@@ -92,19 +54,19 @@ async def send_file(transport: asyncio.Transport, path: str, count: int) -> None
     if transport.is_closing():
         raise ConnectionError("client went away")
     sock = transport.get_extra_info("socket")
-    # Our own descriptor: if the connection is closed meanwhile, its number cannot be reused under us.
-    out_fd = os.dup(sock.fileno())
+    # Our own descriptors: if the connection is closed meanwhile, its number cannot be reused under us.
+    out_fd, in_fd = os.dup(sock.fileno()), -1
     try:
         in_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sent = send_if_cached(out_fd, in_fd, count)
-            if sent < count:
-                await asyncio.get_running_loop().run_in_executor(
-                    _pool_instance(), copy_file_to_socket, out_fd, in_fd, count, sent)
-        finally:
-            os.close(in_fd)
+        sent = send_if_cached(out_fd, in_fd, count)
+        if sent < count:
+            handed = _pump_instance().send(out_fd, in_fd, sent, count)
+            out_fd = in_fd = -1  # the pump's now: it closes them when the transfer ends
+            await handed
     finally:
-        os.close(out_fd)
+        for fd in (out_fd, in_fd):
+            if fd >= 0:
+                os.close(fd)
 
 
 def _cork(transport: asyncio.Transport, on: bool) -> None:

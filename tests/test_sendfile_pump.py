@@ -1,0 +1,136 @@
+"""The sendfile pump: many transfers from one thread, cold files handed to threads, vanished and
+stalled readers, cancelled requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from portside.serving import pump
+from portside.serving.pump import SendfilePump
+
+MiB = 1024 * 1024
+
+
+def _read_all(sock: socket.socket, size: int, into: bytearray, pause: float = 0.0) -> None:
+    while len(into) < size:
+        got = sock.recv(256 * 1024)
+        if not got:
+            return
+        into.extend(got)
+        time.sleep(pause)
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # full often: the pump must come back
+    ours.setblocking(False)
+    return ours, theirs
+
+
+def test_one_thread_sends_many_files_at_once_byte_for_byte(tmp_path: Path) -> None:
+    files = []
+    for i in range(6):
+        path = tmp_path / f"blob{i}"
+        path.write_bytes(os.urandom(3 * MiB + i * 1000))
+        files.append(path)
+    pairs = [_pair() for _ in files]
+    received = [bytearray() for _ in files]
+    readers = [threading.Thread(target=_read_all, args=(theirs, f.stat().st_size - 1000, into, 0.001 * i))
+               for (_, theirs), f, into, i in zip(pairs, files, received, range(6), strict=True)]
+    for r in readers:
+        r.start()
+    with ThreadPoolExecutor(4) as threads:
+        sender = SendfilePump(threads)
+
+        async def send_all() -> None:
+            await asyncio.gather(*(
+                sender.send(os.dup(ours.fileno()), os.open(f, os.O_RDONLY), 1000, f.stat().st_size)
+                for (ours, _), f in zip(pairs, files, strict=True)))
+
+        asyncio.run(send_all())
+        for r in readers:
+            r.join(10)
+        assert sender.active == 0
+        assert sender.handed_to_threads == 0  # every file was in the page cache
+    for path, into in zip(files, received, strict=True):
+        assert bytes(into) == path.read_bytes()[1000:]
+    for ours, theirs in pairs:
+        ours.close()
+        theirs.close()
+
+
+def test_a_file_not_in_the_page_cache_goes_to_a_thread_and_arrives_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Simulated (see test_sendfile.py): the pump finds the next pages cold at its first turn.
+    monkeypatch.setattr(pump, "cached", lambda fd, start, end: False)
+    path = tmp_path / "cold"
+    data = os.urandom(5 * MiB)
+    path.write_bytes(data)
+    ours, theirs = _pair()
+    received = bytearray()
+    reader = threading.Thread(target=_read_all, args=(theirs, len(data), received))
+    reader.start()
+    with ThreadPoolExecutor(2) as threads, ours, theirs:
+        sender = SendfilePump(threads)
+
+        async def send() -> None:
+            await sender.send(os.dup(ours.fileno()), os.open(path, os.O_RDONLY), 0, len(data))
+
+        asyncio.run(send())
+        reader.join(10)
+        assert sender.handed_to_threads == 1
+        assert sender.active == 0
+    assert bytes(received) == data
+
+
+def test_a_reader_that_goes_away_fails_the_transfer_and_frees_its_descriptors(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(8 * MiB))
+    ours, theirs = _pair()
+    theirs.close()
+    out_fd, in_fd = os.dup(ours.fileno()), os.open(path, os.O_RDONLY)
+    with ThreadPoolExecutor(2) as threads, ours:
+        sender = SendfilePump(threads)
+
+        async def send() -> None:
+            await sender.send(out_fd, in_fd, 0, 8 * MiB)
+
+        with pytest.raises(OSError):
+            asyncio.run(send())
+        assert sender.active == 0
+    with pytest.raises(OSError):
+        os.fstat(in_fd)  # closed by the pump
+
+
+def test_a_stalled_reader_times_out_and_a_cancelled_request_is_dropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pump, "STALL_SECONDS", 1)
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(8 * MiB))
+    stalled, stalled_peer = _pair()
+    dropped, dropped_peer = _pair()
+    with ThreadPoolExecutor(2) as threads, stalled, stalled_peer, dropped, dropped_peer:
+        sender = SendfilePump(threads)
+
+        async def scenario() -> None:
+            times_out = sender.send(os.dup(stalled.fileno()), os.open(path, os.O_RDONLY), 0, 8 * MiB)
+            cancelled = sender.send(os.dup(dropped.fileno()), os.open(path, os.O_RDONLY), 0, 8 * MiB)
+            await asyncio.sleep(0.2)
+            assert sender.active == 2  # both sockets full, nobody reading
+            cancelled.cancel()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(times_out, 10)
+            deadline = time.monotonic() + 5
+            while sender.active and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+
+        asyncio.run(scenario())
+        assert sender.active == 0
