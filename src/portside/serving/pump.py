@@ -103,7 +103,12 @@ class SendfilePump:
         transfer = _Transfer(out_fd, in_fd, offset, count, loop.create_future(), loop, time.monotonic())
         with self._lock:
             self._transfers[out_fd] = transfer
-        self._epoll.register(out_fd, select.EPOLLOUT)
+        try:
+            self._epoll.register(out_fd, select.EPOLLOUT)
+        except BaseException:
+            with self._lock:  # not taken after all: the caller still owns the descriptors
+                del self._transfers[out_fd]
+            raise
         return transfer.done
 
     def _run(self) -> None:

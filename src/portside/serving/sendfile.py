@@ -33,15 +33,13 @@ from portside.serving.pump import SendfilePump, send_if_cached
 
 log = logging.getLogger("portside.serving")
 PATHSEND = "http.response.pathsend"
-_threads: ThreadPoolExecutor | None = None
 _pump: SendfilePump | None = None
 
 
 def _pump_instance() -> SendfilePump:
-    global _threads, _pump
-    if _pump is None:
-        _threads = ThreadPoolExecutor(max_workers=128, thread_name_prefix="sendfile")
-        _pump = SendfilePump(_threads)
+    global _pump
+    if _pump is None:  # threads for the transfers that must read from the disk
+        _pump = SendfilePump(ThreadPoolExecutor(max_workers=128, thread_name_prefix="sendfile"))
     return _pump
 
 
