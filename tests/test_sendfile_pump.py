@@ -134,3 +134,36 @@ def test_a_stalled_reader_times_out_and_a_cancelled_request_is_dropped(
 
         asyncio.run(scenario())
         assert sender.active == 0
+
+
+def test_an_unexpected_error_fails_one_transfer_and_the_pump_keeps_serving(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "blob"
+    data = os.urandom(3 * MiB)
+    path.write_bytes(data)
+    real_cached = pump.cached
+
+    def broken(fd: int, start: int, end: int) -> bool:
+        raise RuntimeError("a bug in one turn")
+
+    first, first_peer = _pair()
+    second, second_peer = _pair()
+    received = bytearray()
+    with ThreadPoolExecutor(2) as threads, first, first_peer, second, second_peer:
+        sender = SendfilePump(threads)
+
+        async def scenario() -> None:
+            monkeypatch.setattr(pump, "cached", broken)
+            with pytest.raises(RuntimeError):  # not a timeout: the failed turn settles its transfer
+                await asyncio.wait_for(
+                    sender.send(os.dup(first.fileno()), os.open(path, os.O_RDONLY), 0, len(data)), 10)
+            monkeypatch.setattr(pump, "cached", real_cached)
+            reader = threading.Thread(target=_read_all, args=(second_peer, len(data), received))
+            reader.start()
+            await asyncio.wait_for(
+                sender.send(os.dup(second.fileno()), os.open(path, os.O_RDONLY), 0, len(data)), 10)
+            reader.join(10)
+
+        asyncio.run(scenario())
+        assert sender.active == 0
+    assert bytes(received) == data

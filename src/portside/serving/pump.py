@@ -118,7 +118,10 @@ class SendfilePump:
                 with self._lock:
                     transfer = self._transfers.get(fd)
                 if transfer is not None:
-                    self._turn(transfer)
+                    try:
+                        self._turn(transfer)
+                    except Exception as exc:  # never lose the pump (and every transfer) to one surprise
+                        self._end(transfer, exc)
             now = time.monotonic()
             if now - swept >= 1.0:
                 swept = now
