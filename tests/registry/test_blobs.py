@@ -7,6 +7,7 @@ import pytest
 
 from tests.oci_client import push_blob, sha256
 from tests.registry.helpers import assert_error, push_small, random_blob, sha512
+from tests.servers import RunningServer
 
 
 def test_get_blob_returns_bytes_and_headers(client: httpx.Client, repo: str) -> None:
@@ -195,3 +196,14 @@ def test_delete_blob_used_by_a_manifest_is_refused(client: httpx.Client, repo: s
     assert client.delete(f"/v2/{repo}/manifests/{image.digest}").status_code == 202
     assert client.delete(f"/v2/{repo}/blobs/{layer}").status_code == 202
     assert client.head(f"/v2/{repo}/blobs/{layer}").status_code == 404
+
+
+def test_a_blob_recorded_but_gone_from_storage_is_blob_unknown(server: RunningServer, client: httpx.Client,
+                                                                repo: str) -> None:
+    data = random_blob(3000)
+    digest = push_blob(client, repo, data)
+    hexpart = digest.split(":")[1]
+    (server.data_dir / "storage" / "blobs" / "sha256" / hexpart[:2] / hexpart).unlink()
+    assert_error(client.get(f"/v2/{repo}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+    other = push_blob(client, repo, random_blob(3000))  # the worker goes on serving
+    assert client.get(f"/v2/{repo}/blobs/{other}").status_code == 200
