@@ -167,3 +167,25 @@ def test_an_unexpected_error_fails_one_transfer_and_the_pump_keeps_serving(
         asyncio.run(scenario())
         assert sender.active == 0
     assert bytes(received) == data
+
+
+def test_a_transfer_is_closed_once_however_often_it_is_ended(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(MiB))
+    ours, theirs = _pair()
+    with ThreadPoolExecutor(1) as threads, ours, theirs:
+        sender = SendfilePump(threads)
+
+        async def scenario() -> None:
+            in_fd = os.open(path, os.O_RDONLY)
+            done = sender.send(os.dup(ours.fileno()), in_fd, 0, MiB)  # nobody reads: it stays open
+            await asyncio.sleep(0.1)
+            transfer = next(iter(sender._transfers.values()))
+            sender._end(transfer, None)
+            reused = os.open(path, os.O_RDONLY)  # the lowest free number: likely in_fd's old one
+            sender._end(transfer, None)
+            os.fstat(reused)  # still open: the second end closed nothing
+            os.close(reused)
+            await done
+
+        asyncio.run(scenario())

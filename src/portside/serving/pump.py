@@ -78,6 +78,7 @@ class _Transfer:
     done: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
     last_progress: float
+    closed: bool = False
 
 
 class SendfilePump:
@@ -182,6 +183,11 @@ class SendfilePump:
 
     @staticmethod
     def _close(transfer: _Transfer, error: BaseException | None) -> None:
+        # Once only: a second close could hit descriptor numbers another thread has reused since.
+        # (One thread at a time owns a transfer: the pump, or after a hand-off the copying thread.)
+        if transfer.closed:
+            return
+        transfer.closed = True
         for fd in (transfer.out_fd, transfer.in_fd):
             with suppress(OSError):
                 os.close(fd)
