@@ -1,10 +1,11 @@
 """Moving file bytes to client sockets with sendfile(2), off the event loop.
 
-One pump thread per worker process drives every large transfer, the way nginx's event loop does:
-epoll says which connections can take more, and each gets up to TURN_BYTES per turn, so one fast
-reader cannot starve the others. With 20 processes pulling one 100 MiB blob at once, the server
-spent about a tenth less CPU than with one blocked thread per transfer (each return from sendfile
-woke a thread and took the GIL), and the pull went from 0.88x to 0.93-0.97x nginx's.
+One pump thread drives every large transfer, the way nginx's event loop does: epoll says which
+connections can take more, and each gets up to TURN_BYTES per turn, so one fast reader cannot
+starve the others. The server runs one pump, in the supervisor, for all its workers
+(`shared_pump.py`); a worker without it runs its own. With 20 processes pulling one 100 MiB blob
+at once, one blocked thread per transfer cost the server about a tenth more CPU (each return from
+sendfile woke a thread and took the GIL).
 
 The pump never waits for the disk: before each turn it checks, with RWF_NOWAIT reads, that the
 pages it is about to send are in the page cache. A transfer that would read from the disk moves to
@@ -14,14 +15,21 @@ the caller sends it in one non-blocking call.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the supervisor hosts a pump too, and stays lean: no asyncio there
+    import asyncio
+
+log = logging.getLogger("portside.serving")
 
 STALL_SECONDS = 120  # a client that takes nothing for this long loses the connection
 TURN_BYTES = 2 << 20
@@ -69,15 +77,19 @@ def copy_file_to_socket(out_fd: int, in_fd: int, count: int, offset: int = 0) ->
         offset += sent
 
 
+Finished = Callable[[BaseException | None], None]  # called once when a transfer ends: None, or why it failed
+Watcher = Callable[[int], None]  # called on the pump thread with the epoll events of a watched descriptor
+
+
 @dataclass(eq=False)
 class _Transfer:
     out_fd: int
     in_fd: int
     offset: int
     count: int
-    done: asyncio.Future[None]
-    loop: asyncio.AbstractEventLoop
+    finished: Finished
     last_progress: float
+    abandoned: bool = False  # nobody waits for it any more: end it at the next look
     closed: bool = False
 
 
@@ -88,6 +100,7 @@ class SendfilePump:
         self._threads = threads
         self._epoll = select.epoll()
         self._transfers: dict[int, _Transfer] = {}
+        self._watchers: dict[int, Watcher] = {}
         self._lock = threading.Lock()
         self.handed_to_threads = 0  # transfers that needed the disk
         threading.Thread(target=self._run, name="sendfile-pump", daemon=True).start()
@@ -97,11 +110,11 @@ class SendfilePump:
         with self._lock:
             return len(self._transfers)
 
-    def send(self, out_fd: int, in_fd: int, offset: int, count: int) -> asyncio.Future[None]:
-        """Send bytes `offset` up to `count` of `in_fd` to `out_fd`. Both descriptors belong to the
-        pump from here on: it closes them when the transfer ends, however it ends."""
-        loop = asyncio.get_running_loop()
-        transfer = _Transfer(out_fd, in_fd, offset, count, loop.create_future(), loop, time.monotonic())
+    def start(self, out_fd: int, in_fd: int, offset: int, count: int, finished: Finished) -> _Transfer:
+        """Send bytes `offset` up to `count` of `in_fd` to `out_fd`, then call `finished` (from a
+        pump or copying thread). Both descriptors belong to the pump from here on: it closes them
+        when the transfer ends, however it ends."""
+        transfer = _Transfer(out_fd, in_fd, offset, count, finished, time.monotonic())
         with self._lock:
             self._transfers[out_fd] = transfer
         try:
@@ -110,26 +123,77 @@ class SendfilePump:
             with self._lock:  # not taken after all: the caller still owns the descriptors
                 del self._transfers[out_fd]
             raise
-        return transfer.done
+        return transfer
+
+    @staticmethod
+    def abandon(transfer: _Transfer) -> None:
+        """The requester has gone: the pump drops the transfer at its next turn or sweep."""
+        transfer.abandoned = True
+
+    def send(self, out_fd: int, in_fd: int, offset: int, count: int) -> asyncio.Future[None]:
+        """`start`, for the running event loop: the future settles when the transfer ends, and
+        cancelling it abandons the transfer."""
+        import asyncio  # here, not at the top: see TYPE_CHECKING above
+
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def finished(error: BaseException | None) -> None:
+            with suppress(RuntimeError):  # the event loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(settle, error)
+
+        transfer = self.start(out_fd, in_fd, offset, count, finished)
+        done.add_done_callback(lambda future: self.abandon(transfer) if future.cancelled() else None)
+        return done
+
+    def watch(self, fd: int, events: int, watcher: Watcher) -> None:
+        """Call `watcher` on the pump thread whenever `fd` has any of `events`."""
+        with self._lock:
+            self._watchers[fd] = watcher
+        self._epoll.register(fd, events)
+
+    def rewatch(self, fd: int, events: int) -> None:
+        self._epoll.modify(fd, events)
+
+    def unwatch(self, fd: int) -> None:
+        with self._lock:
+            self._watchers.pop(fd, None)
+        with suppress(OSError, ValueError):
+            self._epoll.unregister(fd)
 
     def _run(self) -> None:
         swept = time.monotonic()
         while True:
-            for fd, _ in self._epoll.poll(1.0):
+            for fd, events in self._epoll.poll(1.0):
                 with self._lock:
                     transfer = self._transfers.get(fd)
+                    watcher = self._watchers.get(fd) if transfer is None else None
                 if transfer is not None:
                     try:
                         self._turn(transfer)
                     except Exception as exc:  # never lose the pump (and every transfer) to one surprise
                         self._end(transfer, exc)
+                elif watcher is not None:
+                    try:
+                        watcher(events)
+                    except Exception:
+                        log.exception("sendfile pump: a watcher failed; it is no longer watched")
+                        self.unwatch(fd)
             now = time.monotonic()
             if now - swept >= 1.0:
                 swept = now
                 self._sweep(now)
 
     def _turn(self, transfer: _Transfer) -> None:
-        if transfer.done.cancelled():
+        if transfer.abandoned:
             self._end(transfer, None)
             return
         end = min(transfer.count, transfer.offset + TURN_BYTES)
@@ -155,7 +219,7 @@ class SendfilePump:
         with self._lock:
             transfers = list(self._transfers.values())
         for transfer in transfers:
-            if transfer.done.cancelled():
+            if transfer.abandoned:
                 self._end(transfer, None)
             elif now - transfer.last_progress > STALL_SECONDS:
                 self._end(transfer, TimeoutError(f"client read nothing for {STALL_SECONDS} s"))
@@ -191,14 +255,12 @@ class SendfilePump:
         for fd in (transfer.out_fd, transfer.in_fd):
             with suppress(OSError):
                 os.close(fd)
+        try:
+            transfer.finished(error)
+        except Exception:
+            log.exception("sendfile pump: reporting the end of a transfer failed")
 
-        def settle() -> None:
-            if transfer.done.done():
-                return
-            if error is None:
-                transfer.done.set_result(None)
-            else:
-                transfer.done.set_exception(error)
 
-        with suppress(RuntimeError):  # the event loop is gone: nobody waits any more
-            transfer.loop.call_soon_threadsafe(settle)
+def new_pump() -> SendfilePump:
+    """A pump with up to 128 threads for the transfers that must read from the disk."""
+    return SendfilePump(ThreadPoolExecutor(max_workers=128, thread_name_prefix="sendfile"))

@@ -4,10 +4,10 @@ Starlette's FileResponse sends `{"type": "http.response.pathsend", "path": ...}`
 offers the extension. Here the kernel then copies the file straight from the page cache to the
 socket: no blob byte enters Python, and one copy fewer than read()+write(). uvloop has no
 `loop.sendfile`; a small cached file goes out from the event loop in one non-blocking call, and
-anything larger is handed to the worker's sendfile pump (`pump.py`) on duplicates of the
-connection's and the file's descriptors. The event loop does not write to the connection in the
-meantime: the response is this request's, and uvicorn starts the next pipelined request only after
-this one completes.
+anything larger is handed to the server's sendfile pump (`pump.py`, hosted by the supervisor:
+`shared_pump.py`) on duplicates of the connection's and the file's descriptors. The event loop
+does not write to the connection in the meantime: the response is this request's, and uvicorn
+starts the next pipelined request only after this one completes.
 
 The response head waits for the message after it: when that is the file, the socket is corked
 (TCP_CORK) for the head and the file together, as nginx's `tcp_nopush` does, and uncorked after.
@@ -23,23 +23,29 @@ import asyncio
 import logging
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from portside.serving.pump import SendfilePump, send_if_cached
+from portside.serving.pump import SendfilePump, new_pump, send_if_cached
+from portside.serving.shared_pump import PumpClient
 
 log = logging.getLogger("portside.serving")
 PATHSEND = "http.response.pathsend"
-_pump: SendfilePump | None = None
+_pump: SendfilePump | PumpClient | None = None
 
 
-def _pump_instance() -> SendfilePump:
+def share_pump(channel: socket.socket) -> None:
+    """Send this process's files through the supervisor's pump, on `channel` (see shared_pump.py)."""
     global _pump
-    if _pump is None:  # threads for the transfers that must read from the disk
-        _pump = SendfilePump(ThreadPoolExecutor(max_workers=128, thread_name_prefix="sendfile"))
+    _pump = PumpClient(channel, fallback=new_pump)
+
+
+def _pump_instance() -> SendfilePump | PumpClient:
+    global _pump
+    if _pump is None:
+        _pump = new_pump()
     return _pump
 
 

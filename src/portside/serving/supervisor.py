@@ -3,7 +3,8 @@
 `portside serve` prepares the data directory, then execs this module, so the process that stays
 up for the server's lifetime holds only the standard library (about 15 MiB, not the ~100 MiB the
 app's imports cost). Each worker (`portside.serving.worker`) inherits the socket and runs the app;
-the kernel spreads connections across them.
+the kernel spreads connections across them. The supervisor also hosts the server's one sendfile
+pump, which sends the workers' blob bodies (`shared_pump.py`).
 
 On SIGTERM or SIGINT the workers are told to stop: each stops accepting, lets requests in flight
 finish, and exits; a worker still running after the grace period is killed.
@@ -20,6 +21,8 @@ import sys
 import time
 
 from portside.logs import configure
+from portside.serving.pump import new_pump
+from portside.serving.shared_pump import PumpHost
 
 log = logging.getLogger("portside")
 
@@ -47,10 +50,14 @@ class Supervisor:
         self.started: dict[int, float] = {}
         self.quick_deaths: dict[int, int] = {}
         self.stopping = False
+        # The one sendfile pump of the server (shared_pump.py).
+        self.pump = PumpHost(new_pump())
 
     def spawn(self, slot: int) -> None:
-        args = [sys.executable, "-m", "portside.serving.worker", "--fd", str(self.sock.fileno())]
-        self.procs[slot] = subprocess.Popen(args, pass_fds=(self.sock.fileno(),))
+        with self.pump.channel() as channel:
+            args = [sys.executable, "-m", "portside.serving.worker", "--fd", str(self.sock.fileno()),
+                    "--pump-fd", str(channel.fileno())]
+            self.procs[slot] = subprocess.Popen(args, pass_fds=(self.sock.fileno(), channel.fileno()))
         self.started[slot] = time.monotonic()
 
     def request_stop(self, signum: int, _frame: object) -> None:

@@ -16,7 +16,7 @@ import uvicorn
 from portside.app import create_app
 from portside.config import Settings
 from portside.logs import configure
-from portside.serving.sendfile import PathsendProtocol
+from portside.serving.sendfile import PathsendProtocol, share_pump
 
 KEEP_ALIVE_SECONDS = 15
 GRACEFUL_SECONDS = 25  # under the supervisor's grace period, so the app's shutdown still runs
@@ -25,7 +25,10 @@ GRACEFUL_SECONDS = 25  # under the supervisor's grace period, so the app's shutd
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portside.serving.worker")
     parser.add_argument("--fd", type=int, required=True, help="the listening socket, inherited")
+    parser.add_argument("--pump-fd", type=int, help="a channel to the supervisor's sendfile pump, inherited")
     args = parser.parse_args(argv)
+    if args.pump_fd is not None:
+        share_pump(socket.socket(fileno=args.pump_fd))
     settings = Settings.for_this_worker()
     configure(settings.log.format, settings.log.level)
     configure(settings.log.format, "debug" if settings.log.level == "debug" else "warning", loggers=("uvicorn",))
