@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ import httpx
 import pytest
 
 from portside.config import SETTINGS_ENV, ConfigError, load_settings
+from tests.oci_client import push_blob
 from tests.servers import RunningServer, free_port
 
 
@@ -197,6 +200,53 @@ def test_a_worker_that_dies_is_replaced_and_the_server_keeps_serving(tmp_path: P
             assert httpx.get(f"{srv.url}/v2/").status_code == 200
         assert srv.proc.poll() is None
         assert "starting a new one" in srv.log()
+    finally:
+        srv.stop()
+
+
+def _fds_open_on(pid: int, path: Path) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == str(path)
+    return count
+
+
+def test_the_supervisor_sends_blob_bodies_and_finishes_them_when_a_worker_dies(tmp_path: Path) -> None:
+    # The server's one sendfile pump lives in the supervisor: the workers hand it each blob body.
+    # It holds the connection while it sends, so a pull in flight survives the worker's death.
+    srv = RunningServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'p.db'}", workers=2).start()
+    try:
+        assert srv.proc is not None
+        data = os.urandom(48 * 1024 * 1024)
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            digest = push_blob(c, "acme/app", data)
+        blob_file = tmp_path / "data" / "storage" / "blobs" / "sha256" / digest[7:9] / digest[7:]
+        assert blob_file.read_bytes() == data
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # a slow reader: the body waits
+            sock.connect(("127.0.0.1", srv.port))
+            sock.sendall(f"GET /v2/acme/app/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = bytearray()
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(65536)
+            head, _, body = bytes(received).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            deadline = time.monotonic() + 10
+            while not _fds_open_on(srv.proc.pid, blob_file) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _fds_open_on(srv.proc.pid, blob_file) == 1, "the supervisor's pump is sending the file"
+            for worker in _children(srv.proc.pid):
+                os.kill(worker, signal.SIGKILL)
+            rest = bytearray(body)
+            while chunk := sock.recv(1024 * 1024):
+                rest += chunk
+        assert bytes(rest) == data  # the whole body, then the connection closes
+        assert _fds_open_on(srv.proc.pid, blob_file) == 0
+        deadline = time.monotonic() + 30
+        while len(_children(srv.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert httpx.get(f"{srv.url}/v2/acme/app/blobs/{digest}", timeout=60).content == data  # new workers
     finally:
         srv.stop()
 

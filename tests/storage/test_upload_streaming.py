@@ -147,3 +147,30 @@ def test_a_failing_write_fails_the_append_and_keeps_the_prefix(tmp_path: Path, m
         assert await store.verify_upload(upload_id, "sha256", digest_of(data)) == len(data)
 
     asyncio.run(run())
+
+
+def test_a_batch_is_one_writev_and_short_writes_go_on_mid_piece(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One call per batch, not per piece: a batch written at once lands in the page cache as large
+    # folios, which the sendfile pump sends with less work. The kernel may take less than asked
+    # (a signal, a nearly full disk): the rest follows from inside the piece it stopped in.
+    real_writev = os.writev
+    calls: list[int] = []
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        return real_writev(fd, [bytes(memoryview(b"".join(buffers))[:100_003])])
+
+    monkeypatch.setattr(filesystem.os, "writev", short_writev)
+
+    async def run() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        data = os.urandom(3 * MiB + 5)
+        upload_id = await new_upload(store)
+        assert await store.append(upload_id, "sha256", pieces(data, [64 * KiB, 1, 10 * KiB]), 0) == len(data)
+        assert on_disk(store, upload_id) == data
+        assert await store.verify_upload(upload_id, "sha256", digest_of(data)) == len(data)
+
+    asyncio.run(run())
+    assert max(calls) > 1  # several pieces in one call
+    assert len(calls) < 3 * MiB // 100_003 + 40  # about one call per 100,003 bytes taken, not per piece
