@@ -245,7 +245,7 @@ def test_replies_a_busy_worker_has_not_read_yet_wait_and_none_is_lost(
             os.close(out_fd)
             os.close(in_fd)
         _wait_for(lambda: host.pump.active == 0)
-        seen = []
+        seen: list[int] = []
         channel.settimeout(10)
         while len(seen) < count:
             reply = channel.recv(512)

@@ -161,7 +161,7 @@ def test_a_batch_is_one_writev_and_short_writes_go_on_mid_piece(
         calls.append(len(buffers))
         return real_writev(fd, [bytes(memoryview(b"".join(buffers))[:100_003])])
 
-    monkeypatch.setattr(filesystem.os, "writev", short_writev)
+    monkeypatch.setattr(os, "writev", short_writev)
 
     async def run() -> None:
         store = FilesystemBlobStore(tmp_path)
