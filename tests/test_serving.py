@@ -282,3 +282,19 @@ def test_login_throttle_refuses_with_429_past_the_hard_limit() -> None:
         await throttle.before_attempt("10.0.0.1|bob")
 
     asyncio.run(scenario())
+
+
+def test_the_supervisor_raises_its_open_files_limit_for_the_workers_to_inherit() -> None:
+    # Each pull in flight holds descriptors in the supervisor's pump: a soft limit of 1,024 would cap
+    # the server near 500 concurrent pulls while the hard limit allows far more.
+    script = (
+        "import resource\n"
+        "from portside.serving.supervisor import raise_open_files_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "print(raise_open_files_limit(), *resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    returned, soft, hard = (int(x) for x in out.stdout.split())
+    assert soft == returned > 256
+    assert soft == hard or hard == -1  # -1: unlimited, capped at the kernel's fs.nr_open

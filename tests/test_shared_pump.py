@@ -6,6 +6,7 @@ joined by the real channel; the readers are real sockets on other threads."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import threading
@@ -78,7 +79,7 @@ def test_transfers_from_a_worker_arrive_byte_for_byte_through_the_shared_pump(
         files.append(path)
     pairs = [_pair() for _ in files]
     received = [bytearray() for _ in files]
-    readers = [threading.Thread(target=_read_all, args=(theirs, f.stat().st_size - 100, into))
+    readers = [threading.Thread(daemon=True, target=_read_all, args=(theirs, f.stat().st_size - 100, into))
                for (_, theirs), f, into in zip(pairs, files, received, strict=True)]
     for reader in readers:
         reader.start()
@@ -161,9 +162,11 @@ def test_a_transfer_in_flight_finishes_when_its_worker_goes_away(tmp_path: Path,
 
     with ours, theirs:
         asyncio.run(hand_over())
-        channel.close()  # the worker dies
-        ours.close()  # with its own copy of the connection
-        reader = threading.Thread(target=_read_all, args=(theirs, len(data) + 1, received))
+        for handed in client._waiting.values():  # the worker dies, and its descriptors close:
+            handed.close()  # its copies of the handed ones,
+        channel.close()  # its channel,
+        ours.close()  # and its connection
+        reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data) + 1, received))
         reader.start()
         reader.join(10)
     assert bytes(received) == data  # all of it, then end of stream: the pump closed the connection
@@ -181,7 +184,7 @@ def test_a_worker_whose_pump_has_gone_fails_what_was_in_flight_and_sends_the_res
     lost, lost_peer = _pair()
     ours, theirs = _pair()
     received = bytearray()
-    reader = threading.Thread(target=_read_all, args=(theirs, len(data), received))
+    reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data), received))
     reader.start()
 
     async def scenario() -> None:
@@ -215,7 +218,7 @@ def test_a_malformed_request_is_ignored_and_the_channel_keeps_working(
     client = PumpClient(channel, fallback=fallbacks)
     ours, theirs = _pair()
     received = bytearray()
-    reader = threading.Thread(target=_read_all, args=(theirs, len(data), received))
+    reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data), received))
     reader.start()
 
     async def send() -> None:
@@ -237,7 +240,7 @@ def test_replies_a_busy_worker_has_not_read_yet_wait_and_none_is_lost(
     sink, sink_peer = socket.socketpair()
     count = 3000  # far more replies than the channel's buffer holds
     with sink, sink_peer:
-        reader = threading.Thread(target=_read_all, args=(sink_peer, count, bytearray()))
+        reader = threading.Thread(daemon=True, target=_read_all, args=(sink_peer, count, bytearray()))
         reader.start()
         for ident in range(1, count + 1):
             out_fd, in_fd = os.dup(sink.fileno()), os.open(path, os.O_RDONLY)
@@ -255,3 +258,32 @@ def test_replies_a_busy_worker_has_not_read_yet_wait_and_none_is_lost(
         reader.join(10)
     assert sorted(seen) == list(range(1, count + 1))
     channel.close()
+
+
+def test_a_transfer_the_pump_cannot_take_is_sent_by_the_worker_itself(
+        tmp_path: Path, threads: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = PumpHost(SendfilePump(threads))
+
+    def out_of_descriptors(*args: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(host.pump, "start", out_of_descriptors)
+    fallbacks = Fallbacks(threads)
+    client = PumpClient(host.channel(), fallback=fallbacks)
+    path = tmp_path / "blob"
+    data = os.urandom(3 * MiB)
+    path.write_bytes(data)
+    ours, theirs = _pair()
+    received = bytearray()
+    reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data) - 10, received))
+    reader.start()
+
+    async def send() -> None:
+        await asyncio.wait_for(client.send(os.dup(ours.fileno()), os.open(path, os.O_RDONLY), 10, len(data)), 10)
+
+    with ours, theirs:
+        asyncio.run(send())
+        reader.join(10)
+    assert bytes(received) == data[10:]  # the worker kept its descriptors until the pump said no
+    assert client.refused == 1 and len(fallbacks.made) == 1
+    assert not client.broken  # the channel stays in use

@@ -10,7 +10,9 @@ worker sends it a transfer's socket and file descriptors over a Unix socket of i
     worker -> pump   DROP   id                    (the request was cancelled)
     pump -> worker   id, outcome, message         (once per SEND)
 
-A worker that has no channel, or whose channel breaks, uses a pump of its own (`pump.py`).
+The worker keeps its own copies of the descriptors until the outcome arrives: when the pump could
+not take a transfer at all (out of descriptors, say), the worker sends it itself. A worker that has
+no channel, or whose channel breaks, uses a pump of its own (`pump.py`).
 If a worker dies, its transfers in flight still finish: the pump holds the connections.
 """
 
@@ -25,6 +27,7 @@ import struct
 import threading
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from portside.serving.pump import SendfilePump, _Transfer
@@ -37,7 +40,7 @@ log = logging.getLogger("portside.serving")
 _REQUEST = struct.Struct("<BQQQ")  # kind, id, offset, count
 _SEND, _DROP = 1, 2
 _REPLY = struct.Struct("<QB")  # id, outcome; then the message, UTF-8
-_DONE, _GONE, _STALLED, _FAILED = 0, 1, 2, 3
+_DONE, _GONE, _STALLED, _FAILED, _REFUSED = 0, 1, 2, 3, 4  # refused: not started, nothing sent
 _MESSAGE_MAX = 200
 
 
@@ -98,7 +101,7 @@ class _Channel:
             self._handle(data, fds, truncated=bool(flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC)))
 
     def _handle(self, data: bytes, fds: list[int], truncated: bool = False) -> None:
-        if len(data) != _REQUEST.size or truncated:
+        if len(data) != _REQUEST.size:
             log.warning("sendfile pump: a malformed request from a worker (%d bytes); ignored", len(data))
             for fd in fds:
                 os.close(fd)
@@ -110,10 +113,12 @@ class _Channel:
             if transfer is not None:
                 self.pump.abandon(transfer)
             return
-        if kind != _SEND or len(fds) != 2:
+        if kind != _SEND or len(fds) != 2 or truncated:
+            # Truncated: the descriptors did not fit this process (its open-files limit).
             for fd in fds:
                 os.close(fd)
-            self.reply(ident, OSError(f"the sendfile pump got a bad request (kind {kind}, {len(fds)} descriptors)"))
+            self.reply(ident, OSError(f"the sendfile pump cannot take this request (kind {kind}, "
+                                      f"{len(fds)} descriptors{', truncated' if truncated else ''})"), refused=True)
             return
 
         def finished(error: BaseException | None) -> None:
@@ -123,17 +128,18 @@ class _Channel:
 
         try:
             transfer = self.pump.start(fds[0], fds[1], offset, count, finished)
-        except OSError as exc:
+        except OSError as exc:  # epoll could not take it (out of memory or watches)
             for fd in fds:
                 os.close(fd)
-            self.reply(ident, exc)
+            self.reply(ident, exc, refused=True)
             return
         with self.lock:
             if not transfer.closed:
                 self.transfers[ident] = transfer
 
-    def reply(self, ident: int, error: BaseException | None) -> None:
-        message = _REPLY.pack(ident, _outcome(error)) + str(error or "").encode()[:_MESSAGE_MAX]
+    def reply(self, ident: int, error: BaseException | None, refused: bool = False) -> None:
+        outcome = _REFUSED if refused else _outcome(error)
+        message = _REPLY.pack(ident, outcome) + str(error or "").encode()[:_MESSAGE_MAX]
         with self.lock:
             if self.closed:
                 return
@@ -182,6 +188,23 @@ class PumpHost:
         return theirs
 
 
+@dataclass(eq=False)
+class _Handed:
+    """A transfer the worker has handed to the pump: its own copies of the descriptors stay open
+    until the outcome, in case the pump refuses it."""
+
+    done: asyncio.Future[None]
+    out_fd: int
+    in_fd: int
+    offset: int
+    count: int
+
+    def close(self) -> None:
+        for fd in (self.out_fd, self.in_fd):
+            with suppress(OSError):
+                os.close(fd)
+
+
 class PumpClient:
     """A worker's way to the supervisor's pump, with the interface of `SendfilePump.send`."""
 
@@ -191,7 +214,8 @@ class PumpClient:
         self._new_fallback = fallback
         self._fallback: SendfilePump | None = None
         self.broken = False
-        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self.refused = 0  # transfers the pump could not take, sent by this worker itself
+        self._waiting: dict[int, _Handed] = {}
         self._next_id = 0
         self._reading: asyncio.AbstractEventLoop | None = None
 
@@ -213,10 +237,8 @@ class PumpClient:
             if not isinstance(exc, BlockingIOError):
                 self._break(exc)
             return self.fallback().send(out_fd, in_fd, offset, count)
-        os.close(out_fd)  # the pump has its own copies now
-        os.close(in_fd)
         done: asyncio.Future[None] = loop.create_future()
-        self._waiting[ident] = done
+        self._waiting[ident] = _Handed(done, out_fd, in_fd, offset, count)
         done.add_done_callback(lambda future: self._dropped(ident) if future.cancelled() else None)
         return done
 
@@ -227,7 +249,11 @@ class PumpClient:
         return self._fallback
 
     def _dropped(self, ident: int) -> None:
-        if self._waiting.pop(ident, None) is not None and not self.broken:
+        handed = self._waiting.pop(ident, None)
+        if handed is None:
+            return
+        handed.close()
+        if not self.broken:
             with suppress(OSError):
                 self.sock.send(_REQUEST.pack(_DROP, ident, 0, 0))
 
@@ -244,14 +270,44 @@ class PumpClient:
                 self._break(ConnectionError("the sendfile pump closed its channel"))
                 return
             ident, outcome = _REPLY.unpack_from(data)
-            done = self._waiting.pop(ident, None)
-            if done is None or done.done():
+            handed = self._waiting.pop(ident, None)
+            if handed is None:
+                continue
+            if outcome == _REFUSED and not handed.done.done():
+                self._send_here(handed, data[_REPLY.size:].decode(errors="replace"))
+                continue
+            handed.close()
+            if handed.done.done():
                 continue
             error = _error(outcome, data[_REPLY.size:].decode(errors="replace"))
             if error is None:
-                done.set_result(None)
+                handed.done.set_result(None)
             else:
-                done.set_exception(error)
+                handed.done.set_exception(error)
+
+    def _send_here(self, handed: _Handed, why: str) -> None:
+        """The pump could not take the transfer (and sent nothing): this worker's own pump sends it."""
+        self.refused += 1
+        log.warning("the shared sendfile pump refused a transfer (%s); this worker sends it", why)
+        try:
+            inner = self.fallback().send(handed.out_fd, handed.in_fd, handed.offset, handed.count)
+        except OSError as exc:
+            handed.close()
+            handed.done.set_exception(exc)
+            return
+
+        def settle(inner: asyncio.Future[None]) -> None:
+            if handed.done.done():
+                return
+            if inner.cancelled():
+                handed.done.cancel()
+            elif inner.exception() is not None:
+                handed.done.set_exception(inner.exception())  # type: ignore[arg-type]
+            else:
+                handed.done.set_result(None)
+
+        inner.add_done_callback(settle)
+        handed.done.add_done_callback(lambda outer: inner.cancel() if outer.cancelled() else None)
 
     def _break(self, why: BaseException) -> None:
         """The shared pump is gone (with whatever it was sending): fail those, and send locally."""
@@ -262,7 +318,8 @@ class PumpClient:
         if self._reading is not None:
             self._reading.remove_reader(self.sock.fileno())
         waiting, self._waiting = self._waiting, {}
-        for done in waiting.values():
-            if not done.done():
-                done.set_exception(ConnectionError("the sendfile pump went away mid-transfer"))
+        for handed in waiting.values():
+            handed.close()
+            if not handed.done.done():
+                handed.done.set_exception(ConnectionError("the sendfile pump went away mid-transfer"))
         self.sock.close()

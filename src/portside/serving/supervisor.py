@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from portside.logs import configure
 from portside.serving.pump import new_pump
@@ -29,6 +31,28 @@ log = logging.getLogger("portside")
 QUICK_DEATH_SECONDS = 10.0  # a worker dying sooner than this after its start counts as a failed start
 MAX_QUICK_DEATHS = 5  # in a row, in one slot: give up rather than restart forever
 RESTART_DELAY_SECONDS = 1.0
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit on open files to the hard limit, as Go programs (Distribution
+    among them) do at start; the workers inherit it. Every pull in flight holds two descriptors in
+    the supervisor's pump and a connection in a worker, and a soft limit of 1,024 (systemd's default)
+    would cap the server near 500 concurrent pulls. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # the kernel still caps descriptors at fs.nr_open
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            target = 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("could not raise the open-files limit from %d to %d: %s", soft, target, exc)
+        return soft
+    return target
 
 
 def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -114,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     configure(args.log_format, args.log_level)
+    raise_open_files_limit()
     try:
         sock = listen(args.host, args.port)
     except OSError as exc:
