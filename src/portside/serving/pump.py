@@ -82,7 +82,9 @@ Watcher = Callable[[int], None]  # called on the pump thread with the epoll even
 
 
 @dataclass(eq=False)
-class _Transfer:
+class Transfer:
+    """One file being sent to one socket; the pump owns both descriptors until it ends."""
+
     out_fd: int
     in_fd: int
     offset: int
@@ -99,7 +101,7 @@ class SendfilePump:
     def __init__(self, threads: ThreadPoolExecutor) -> None:
         self._threads = threads
         self._epoll = select.epoll()
-        self._transfers: dict[int, _Transfer] = {}
+        self._transfers: dict[int, Transfer] = {}
         self._watchers: dict[int, Watcher] = {}
         self._lock = threading.Lock()
         self.handed_to_threads = 0  # transfers that needed the disk
@@ -110,11 +112,11 @@ class SendfilePump:
         with self._lock:
             return len(self._transfers)
 
-    def start(self, out_fd: int, in_fd: int, offset: int, count: int, finished: Finished) -> _Transfer:
+    def start(self, out_fd: int, in_fd: int, offset: int, count: int, finished: Finished) -> Transfer:
         """Send bytes `offset` up to `count` of `in_fd` to `out_fd`, then call `finished` (from a
         pump or copying thread). Both descriptors belong to the pump from here on: it closes them
         when the transfer ends, however it ends."""
-        transfer = _Transfer(out_fd, in_fd, offset, count, finished, time.monotonic())
+        transfer = Transfer(out_fd, in_fd, offset, count, finished, time.monotonic())
         with self._lock:
             self._transfers[out_fd] = transfer
         try:
@@ -126,7 +128,7 @@ class SendfilePump:
         return transfer
 
     @staticmethod
-    def abandon(transfer: _Transfer) -> None:
+    def abandon(transfer: Transfer) -> None:
         """The requester has gone: the pump drops the transfer at its next turn or sweep."""
         transfer.abandoned = True
 
@@ -192,7 +194,7 @@ class SendfilePump:
                 swept = now
                 self._sweep(now)
 
-    def _turn(self, transfer: _Transfer) -> None:
+    def _turn(self, transfer: Transfer) -> None:
         if transfer.abandoned:
             self._end(transfer, None)
             return
@@ -224,13 +226,13 @@ class SendfilePump:
             elif now - transfer.last_progress > STALL_SECONDS:
                 self._end(transfer, TimeoutError(f"client read nothing for {STALL_SECONDS} s"))
 
-    def _detach(self, transfer: _Transfer) -> None:
+    def _detach(self, transfer: Transfer) -> None:
         with self._lock:
             self._transfers.pop(transfer.out_fd, None)
         with suppress(OSError, ValueError):
             self._epoll.unregister(transfer.out_fd)
 
-    def _to_thread(self, transfer: _Transfer) -> None:
+    def _to_thread(self, transfer: Transfer) -> None:
         self._detach(transfer)
         self.handed_to_threads += 1
         work = self._threads.submit(copy_file_to_socket, transfer.out_fd, transfer.in_fd,
@@ -241,12 +243,12 @@ class SendfilePump:
 
         work.add_done_callback(finished)
 
-    def _end(self, transfer: _Transfer, error: BaseException | None) -> None:
+    def _end(self, transfer: Transfer, error: BaseException | None) -> None:
         self._detach(transfer)
         self._close(transfer, error)
 
     @staticmethod
-    def _close(transfer: _Transfer, error: BaseException | None) -> None:
+    def _close(transfer: Transfer, error: BaseException | None) -> None:
         # Once only: a second close could hit descriptor numbers another thread has reused since.
         # (One thread at a time owns a transfer: the pump, or after a hand-off the copying thread.)
         if transfer.closed:

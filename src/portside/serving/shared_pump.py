@@ -30,7 +30,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from portside.serving.pump import SendfilePump, _Transfer
+from portside.serving.pump import SendfilePump, Transfer
 
 if TYPE_CHECKING:
     import asyncio
@@ -70,7 +70,7 @@ class _Channel:
     def __init__(self, pump: SendfilePump, sock: socket.socket) -> None:
         self.pump = pump
         self.sock = sock
-        self.transfers: dict[int, _Transfer] = {}  # by the worker's id
+        self.transfers: dict[int, Transfer] = {}  # by the worker's id
         self.unsent: list[bytes] = []  # replies the socket had no room for yet
         self.lock = threading.Lock()  # replies come from the pump thread and from copying threads
         self.closed = False

@@ -1,7 +1,7 @@
 """The server's parent process: one listening socket, N worker processes, restarts, graceful stop.
 
 `portside serve` prepares the data directory, then execs this module, so the process that stays
-up for the server's lifetime holds only the standard library (about 15 MiB, not the ~100 MiB the
+up for the server's lifetime holds only the standard library (about 17 MiB, not the ~100 MiB the
 app's imports cost). Each worker (`portside.serving.worker`) inherits the socket and runs the app;
 the kernel spreads connections across them. The supervisor also hosts the server's one sendfile
 pump, which sends the workers' blob bodies (`shared_pump.py`).
