@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,56 +14,19 @@ import pytest
 
 from portside.serving import pump
 from portside.serving.pump import SendfilePump
+from tests.sockets import random_files, read_all, send_files_at_once, sender_pair
 
 MiB = 1024 * 1024
 
 
-def _read_all(sock: socket.socket, size: int, into: bytearray, pause: float = 0.0) -> None:
-    while len(into) < size:
-        got = sock.recv(256 * 1024)
-        if not got:
-            return
-        into.extend(got)
-        time.sleep(pause)
-
-
-def _pair() -> tuple[socket.socket, socket.socket]:
-    ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # full often: the pump must come back
-    ours.setblocking(False)
-    return ours, theirs
-
-
 def test_one_thread_sends_many_files_at_once_byte_for_byte(tmp_path: Path) -> None:
-    files = []
-    for i in range(6):
-        path = tmp_path / f"blob{i}"
-        path.write_bytes(os.urandom(3 * MiB + i * 1000))
-        files.append(path)
-    pairs = [_pair() for _ in files]
-    received = [bytearray() for _ in files]
-    readers = [threading.Thread(target=_read_all, args=(theirs, f.stat().st_size - 1000, into, 0.001 * i))
-               for (_, theirs), f, into, i in zip(pairs, files, received, range(6), strict=True)]
-    for r in readers:
-        r.start()
+    files = random_files(tmp_path, 6, 3 * MiB)
     with ThreadPoolExecutor(4) as threads:
         sender = SendfilePump(threads)
-
-        async def send_all() -> None:
-            await asyncio.gather(*(
-                sender.send(os.dup(ours.fileno()), os.open(f, os.O_RDONLY), 1000, f.stat().st_size)
-                for (ours, _), f in zip(pairs, files, strict=True)))
-
-        asyncio.run(send_all())
-        for r in readers:
-            r.join(10)
+        received = send_files_at_once(sender.send, files, skip=1000)
         assert sender.active == 0
         assert sender.handed_to_threads == 0  # every file was in the page cache
-    for path, into in zip(files, received, strict=True):
-        assert bytes(into) == path.read_bytes()[1000:]
-    for ours, theirs in pairs:
-        ours.close()
-        theirs.close()
+    assert received == [path.read_bytes()[1000:] for path in files]
 
 
 def test_a_file_not_in_the_page_cache_goes_to_a_thread_and_arrives_whole(
@@ -74,9 +36,9 @@ def test_a_file_not_in_the_page_cache_goes_to_a_thread_and_arrives_whole(
     path = tmp_path / "cold"
     data = os.urandom(5 * MiB)
     path.write_bytes(data)
-    ours, theirs = _pair()
+    ours, theirs = sender_pair()
     received = bytearray()
-    reader = threading.Thread(target=_read_all, args=(theirs, len(data), received))
+    reader = threading.Thread(target=read_all, args=(theirs, len(data), received))
     reader.start()
     with ThreadPoolExecutor(2) as threads, ours, theirs:
         sender = SendfilePump(threads)
@@ -94,7 +56,7 @@ def test_a_file_not_in_the_page_cache_goes_to_a_thread_and_arrives_whole(
 def test_a_reader_that_goes_away_fails_the_transfer_and_frees_its_descriptors(tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(os.urandom(8 * MiB))
-    ours, theirs = _pair()
+    ours, theirs = sender_pair()
     theirs.close()
     out_fd, in_fd = os.dup(ours.fileno()), os.open(path, os.O_RDONLY)
     with ThreadPoolExecutor(2) as threads, ours:
@@ -115,8 +77,8 @@ def test_a_stalled_reader_times_out_and_a_cancelled_request_is_dropped(
     monkeypatch.setattr(pump, "STALL_SECONDS", 1)
     path = tmp_path / "blob"
     path.write_bytes(os.urandom(8 * MiB))
-    stalled, stalled_peer = _pair()
-    dropped, dropped_peer = _pair()
+    stalled, stalled_peer = sender_pair()
+    dropped, dropped_peer = sender_pair()
     with ThreadPoolExecutor(2) as threads, stalled, stalled_peer, dropped, dropped_peer:
         sender = SendfilePump(threads)
 
@@ -146,8 +108,8 @@ def test_an_unexpected_error_fails_one_transfer_and_the_pump_keeps_serving(
     def broken(fd: int, start: int, end: int) -> bool:
         raise RuntimeError("a bug in one turn")
 
-    first, first_peer = _pair()
-    second, second_peer = _pair()
+    first, first_peer = sender_pair()
+    second, second_peer = sender_pair()
     received = bytearray()
     with ThreadPoolExecutor(2) as threads, first, first_peer, second, second_peer:
         sender = SendfilePump(threads)
@@ -158,7 +120,7 @@ def test_an_unexpected_error_fails_one_transfer_and_the_pump_keeps_serving(
                 await asyncio.wait_for(
                     sender.send(os.dup(first.fileno()), os.open(path, os.O_RDONLY), 0, len(data)), 10)
             monkeypatch.setattr(pump, "cached", real_cached)
-            reader = threading.Thread(target=_read_all, args=(second_peer, len(data), received))
+            reader = threading.Thread(target=read_all, args=(second_peer, len(data), received))
             reader.start()
             await asyncio.wait_for(
                 sender.send(os.dup(second.fileno()), os.open(path, os.O_RDONLY), 0, len(data)), 10)
@@ -172,7 +134,7 @@ def test_an_unexpected_error_fails_one_transfer_and_the_pump_keeps_serving(
 def test_a_transfer_is_closed_once_however_often_it_is_ended(tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(os.urandom(MiB))
-    ours, theirs = _pair()
+    ours, theirs = sender_pair()
     with ThreadPoolExecutor(1) as threads, ours, theirs:
         sender = SendfilePump(threads)
 

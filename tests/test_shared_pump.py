@@ -20,23 +20,9 @@ import pytest
 from portside.serving import pump, shared_pump
 from portside.serving.pump import SendfilePump
 from portside.serving.shared_pump import PumpClient, PumpHost
+from tests.sockets import random_files, read_all, send_files_at_once, sender_pair
 
 MiB = 1024 * 1024
-
-
-def _read_all(sock: socket.socket, size: int, into: bytearray) -> None:
-    while len(into) < size:
-        got = sock.recv(256 * 1024)
-        if not got:
-            return
-        into.extend(got)
-
-
-def _pair() -> tuple[socket.socket, socket.socket]:
-    ours, theirs = socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-    ours.setblocking(False)
-    return ours, theirs
 
 
 def _open_fds() -> set[int]:
@@ -72,35 +58,13 @@ def test_transfers_from_a_worker_arrive_byte_for_byte_through_the_shared_pump(
     host = PumpHost(SendfilePump(threads))
     fallbacks = Fallbacks(threads)
     client = PumpClient(host.channel(), fallback=fallbacks)
-    files = []
-    for i in range(4):
-        path = tmp_path / f"blob{i}"
-        path.write_bytes(os.urandom(3 * MiB + i * 777))
-        files.append(path)
-    pairs = [_pair() for _ in files]
-    received = [bytearray() for _ in files]
-    readers = [threading.Thread(daemon=True, target=_read_all, args=(theirs, f.stat().st_size - 100, into))
-               for (_, theirs), f, into in zip(pairs, files, received, strict=True)]
-    for reader in readers:
-        reader.start()
+    files = random_files(tmp_path, 4, 3 * MiB)
     before = _open_fds()
-
-    async def send_all() -> None:
-        await asyncio.gather(*(
-            client.send(os.dup(ours.fileno()), os.open(f, os.O_RDONLY), 100, f.stat().st_size)
-            for (ours, _), f in zip(pairs, files, strict=True)))
-
-    asyncio.run(send_all())
-    for reader in readers:
-        reader.join(10)
-    for path, into in zip(files, received, strict=True):
-        assert bytes(into) == path.read_bytes()[100:]
+    received = send_files_at_once(client.send, files, skip=100)
+    assert received == [path.read_bytes()[100:] for path in files]
     assert fallbacks.made == []  # every transfer went through the channel
     assert host.pump.active == 0
-    assert _open_fds() <= before  # the worker gave up its copies; the pump closed its own
-    for ours, theirs in pairs:
-        ours.close()
-        theirs.close()
+    assert _open_fds() <= before  # the worker closed its copies at the outcome; the pump closed its own
 
 
 def test_failures_reach_the_worker_as_the_errors_a_local_pump_raises(
@@ -110,9 +74,9 @@ def test_failures_reach_the_worker_as_the_errors_a_local_pump_raises(
     client = PumpClient(host.channel(), fallback=Fallbacks(threads))
     path = tmp_path / "blob"
     path.write_bytes(os.urandom(8 * MiB))
-    gone, gone_peer = _pair()
+    gone, gone_peer = sender_pair()
     gone_peer.close()
-    stalled, stalled_peer = _pair()
+    stalled, stalled_peer = sender_pair()
 
     async def scenario() -> None:
         with pytest.raises(ConnectionError):  # the client went away (EPIPE / ECONNRESET)
@@ -131,7 +95,7 @@ def test_a_cancelled_request_makes_the_pump_drop_its_transfer(tmp_path: Path, th
     client = PumpClient(host.channel(), fallback=Fallbacks(threads))
     path = tmp_path / "blob"
     path.write_bytes(os.urandom(8 * MiB))
-    ours, theirs = _pair()  # nobody reads: without the drop it would wait STALL_SECONDS (120 s)
+    ours, theirs = sender_pair()  # nobody reads: without the drop it would wait STALL_SECONDS (120 s)
 
     async def scenario() -> None:
         transfer = client.send(os.dup(ours.fileno()), os.open(path, os.O_RDONLY), 0, 8 * MiB)
@@ -153,7 +117,7 @@ def test_a_transfer_in_flight_finishes_when_its_worker_goes_away(tmp_path: Path,
     path = tmp_path / "blob"
     data = os.urandom(6 * MiB)
     path.write_bytes(data)
-    ours, theirs = _pair()
+    ours, theirs = sender_pair()
     received = bytearray()
 
     async def hand_over() -> None:
@@ -166,7 +130,7 @@ def test_a_transfer_in_flight_finishes_when_its_worker_goes_away(tmp_path: Path,
             handed.close()  # its copies of the handed ones,
         channel.close()  # its channel,
         ours.close()  # and its connection
-        reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data) + 1, received))
+        reader = threading.Thread(daemon=True, target=read_all, args=(theirs, len(data) + 1, received))
         reader.start()
         reader.join(10)
     assert bytes(received) == data  # all of it, then end of stream: the pump closed the connection
@@ -181,10 +145,10 @@ def test_a_worker_whose_pump_has_gone_fails_what_was_in_flight_and_sends_the_res
     path = tmp_path / "blob"
     data = os.urandom(2 * MiB)
     path.write_bytes(data)
-    lost, lost_peer = _pair()
-    ours, theirs = _pair()
+    lost, lost_peer = sender_pair()
+    ours, theirs = sender_pair()
     received = bytearray()
-    reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data), received))
+    reader = threading.Thread(daemon=True, target=read_all, args=(theirs, len(data), received))
     reader.start()
 
     async def scenario() -> None:
@@ -216,9 +180,9 @@ def test_a_malformed_request_is_ignored_and_the_channel_keeps_working(
     os.close(stray)
     fallbacks = Fallbacks(threads)
     client = PumpClient(channel, fallback=fallbacks)
-    ours, theirs = _pair()
+    ours, theirs = sender_pair()
     received = bytearray()
-    reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data), received))
+    reader = threading.Thread(daemon=True, target=read_all, args=(theirs, len(data), received))
     reader.start()
 
     async def send() -> None:
@@ -240,7 +204,7 @@ def test_replies_a_busy_worker_has_not_read_yet_wait_and_none_is_lost(
     sink, sink_peer = socket.socketpair()
     count = 3000  # far more replies than the channel's buffer holds
     with sink, sink_peer:
-        reader = threading.Thread(daemon=True, target=_read_all, args=(sink_peer, count, bytearray()))
+        reader = threading.Thread(daemon=True, target=read_all, args=(sink_peer, count, bytearray()))
         reader.start()
         for ident in range(1, count + 1):
             out_fd, in_fd = os.dup(sink.fileno()), os.open(path, os.O_RDONLY)
@@ -273,9 +237,9 @@ def test_a_transfer_the_pump_cannot_take_is_sent_by_the_worker_itself(
     path = tmp_path / "blob"
     data = os.urandom(3 * MiB)
     path.write_bytes(data)
-    ours, theirs = _pair()
+    ours, theirs = sender_pair()
     received = bytearray()
-    reader = threading.Thread(daemon=True, target=_read_all, args=(theirs, len(data) - 10, received))
+    reader = threading.Thread(daemon=True, target=read_all, args=(theirs, len(data) - 10, received))
     reader.start()
 
     async def send() -> None:
