@@ -25,15 +25,16 @@ async def get_blob(request: Request, services: Services, name: str, reference: s
     url = await services.blobs.redirect_url(digest)
     if url is not None:
         return RedirectResponse(url, status_code=307, headers={"Docker-Content-Digest": str(digest)})
+    missing = BlobUnknown(f"blob {digest} is recorded in {name} but missing from storage")
     path = services.blobs.local_path(digest)
+    if path is None:
+        raise missing
     try:
         # Inline: a stat of a file the store just named costs microseconds, FileResponse's own
         # stat would cost a trip to a worker thread and back.
-        stat = None if path is None else path.stat()
+        stat = path.stat()
     except FileNotFoundError:
-        stat = None
-    if path is None or stat is None:
-        raise BlobUnknown(f"blob {digest} is recorded in {name} but missing from storage")
+        raise missing from None
     return FileResponse(path, headers=headers, media_type="application/octet-stream", stat_result=stat)
 
 

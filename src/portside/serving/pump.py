@@ -77,6 +77,16 @@ def copy_file_to_socket(out_fd: int, in_fd: int, count: int, offset: int = 0) ->
         offset += sent
 
 
+def settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """Complete `future` with `error`, or with None; a future already done (cancelled) stays as it is."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
 Finished = Callable[[BaseException | None], None]  # called once when a transfer ends: None, or why it failed
 Watcher = Callable[[int], None]  # called on the pump thread with the epoll events of a watched descriptor
 
@@ -140,17 +150,9 @@ class SendfilePump:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
-        def settle(error: BaseException | None) -> None:
-            if done.done():
-                return
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-
         def finished(error: BaseException | None) -> None:
             with suppress(RuntimeError):  # the event loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(settle, error)
+                loop.call_soon_threadsafe(settle, done, error)
 
         transfer = self.start(out_fd, in_fd, offset, count, finished)
         done.add_done_callback(lambda future: self.abandon(transfer) if future.cancelled() else None)

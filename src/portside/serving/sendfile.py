@@ -51,11 +51,11 @@ def _pump_instance() -> SendfilePump | PumpClient:
 
 async def send_file(transport: asyncio.Transport, path: str, count: int) -> None:
     # The status line and headers must leave uvicorn's write buffer before the file's bytes.
-    while transport.get_write_buffer_size():
-        if transport.is_closing():
-            raise ConnectionError("client went away")
+    while not transport.is_closing():
+        if not transport.get_write_buffer_size():
+            break
         await asyncio.sleep(0.001)
-    if transport.is_closing():
+    else:
         raise ConnectionError("client went away")
     sock = transport.get_extra_info("socket")
     # Our own descriptors: if the connection is closed meanwhile, its number cannot be reused under us.

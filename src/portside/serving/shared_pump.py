@@ -30,7 +30,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from portside.serving.pump import SendfilePump, Transfer
+from portside.serving.pump import SendfilePump, Transfer, settle
 
 if TYPE_CHECKING:
     import asyncio
@@ -277,13 +277,7 @@ class PumpClient:
                 self._send_here(handed, data[_REPLY.size:].decode(errors="replace"))
                 continue
             handed.close()
-            if handed.done.done():
-                continue
-            error = _error(outcome, data[_REPLY.size:].decode(errors="replace"))
-            if error is None:
-                handed.done.set_result(None)
-            else:
-                handed.done.set_exception(error)
+            settle(handed.done, _error(outcome, data[_REPLY.size:].decode(errors="replace")))
 
     def _send_here(self, handed: _Handed, why: str) -> None:
         """The pump could not take the transfer (and sent nothing): this worker's own pump sends it."""
@@ -293,20 +287,10 @@ class PumpClient:
             inner = self.fallback().send(handed.out_fd, handed.in_fd, handed.offset, handed.count)
         except OSError as exc:
             handed.close()
-            handed.done.set_exception(exc)
+            settle(handed.done, exc)
             return
-
-        def settle(inner: asyncio.Future[None]) -> None:
-            if handed.done.done():
-                return
-            if inner.cancelled():
-                handed.done.cancel()
-            elif inner.exception() is not None:
-                handed.done.set_exception(inner.exception())  # type: ignore[arg-type]
-            else:
-                handed.done.set_result(None)
-
-        inner.add_done_callback(settle)
+        # The inner transfer is cancelled only with the outer one, which is then done already.
+        inner.add_done_callback(lambda inner: settle(handed.done, None if inner.cancelled() else inner.exception()))
         handed.done.add_done_callback(lambda outer: inner.cancel() if outer.cancelled() else None)
 
     def _break(self, why: BaseException) -> None:
@@ -320,6 +304,5 @@ class PumpClient:
         waiting, self._waiting = self._waiting, {}
         for handed in waiting.values():
             handed.close()
-            if not handed.done.done():
-                handed.done.set_exception(ConnectionError("the sendfile pump went away mid-transfer"))
+            settle(handed.done, ConnectionError("the sendfile pump went away mid-transfer"))
         self.sock.close()

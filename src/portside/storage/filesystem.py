@@ -210,8 +210,7 @@ class FilesystemBlobStore:
         try:
             async for chunk in chunks:
                 await writer.add(chunk)
-            await writer.finish()
-            f.flush()  # Python's buffer to the OS
+            await writer.finish()  # written with writev on the descriptor: nothing waits in f's buffer
         finally:
             await writer.abandon()  # stopped mid-stream: the thread must finish before any rollback
 
