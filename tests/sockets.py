@@ -45,6 +45,7 @@ def random_files(folder: Path, count: int, size: int) -> list[Path]:
 def send_files_at_once(send: Send, files: list[Path], skip: int) -> list[bytes]:
     """Send every file, less its first `skip` bytes, to a reader of its own, all at once through
     `send(out_fd, in_fd, offset, count)` (which owns both descriptors); return what each reader got.
+    Whatever `send` raises is raised here.
     Each reader pauses a little longer than the one before, so the sockets fill at different rates."""
     pairs = [sender_pair() for _ in files]
     received = [bytearray() for _ in files]
@@ -58,7 +59,7 @@ def send_files_at_once(send: Send, files: list[Path], skip: int) -> list[bytes]:
             await asyncio.gather(*(send(os.dup(ours.fileno()), os.open(f, os.O_RDONLY), skip, f.stat().st_size)
                                    for (ours, _), f in zip(pairs, files, strict=True)))
 
-        asyncio.run(send_all())
+        asyncio.run(asyncio.wait_for(send_all(), 30))  # a broken sender fails the test, not hangs it
         for reader in readers:
             reader.join(10)
     finally:

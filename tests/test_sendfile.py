@@ -203,3 +203,40 @@ def test_a_head_request_for_a_file_sends_no_body_and_no_cork(tcp_socket: socket.
 
     asyncio.run(respond())
     assert cycle.sent == [("http.response.start", 0), ("http.response.body", 0)]
+
+
+class _HeadInFlight:
+    """A transport whose buffer still holds the response head for `polls` looks; closed once
+    `close_after` looks have passed (None: never)."""
+
+    def __init__(self, sock: socket.socket, polls: int, close_after: int | None = None) -> None:
+        self.sock, self.polls, self.close_after, self.looks = sock, polls, close_after, 0
+
+    def get_extra_info(self, name: str) -> object:
+        return self.sock if name == "socket" else None
+
+    def is_closing(self) -> bool:
+        return self.close_after is not None and self.looks >= self.close_after
+
+    def get_write_buffer_size(self) -> int:
+        self.looks += 1
+        return 100 if self.looks <= self.polls else 0
+
+
+def test_the_file_waits_for_the_head_to_leave_and_a_closed_connection_gets_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "small"
+    path.write_bytes(b"hello world")
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        waits = _HeadInFlight(ours, polls=3)
+        asyncio.run(sendfile.send_file(waits, str(path), 11))  # type: ignore[arg-type]
+        assert waits.looks == 4  # three looks with the head still buffered, then the file
+        assert theirs.recv(100) == b"hello world"
+        with pytest.raises(ConnectionError):
+            asyncio.run(sendfile.send_file(_HeadInFlight(ours, polls=5, close_after=2), str(path), 11))  # type: ignore[arg-type]
+        with pytest.raises(ConnectionError):  # closed before the first look
+            asyncio.run(sendfile.send_file(_HeadInFlight(ours, polls=0, close_after=0), str(path), 11))  # type: ignore[arg-type]
+        theirs.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            theirs.recv(100)  # nothing more was sent

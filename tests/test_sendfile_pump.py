@@ -33,24 +33,13 @@ def test_a_file_not_in_the_page_cache_goes_to_a_thread_and_arrives_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulated (see test_sendfile.py): the pump finds the next pages cold at its first turn.
     monkeypatch.setattr(pump, "cached", lambda fd, start, end: False)
-    path = tmp_path / "cold"
-    data = os.urandom(5 * MiB)
-    path.write_bytes(data)
-    ours, theirs = sender_pair()
-    received = bytearray()
-    reader = threading.Thread(target=read_all, args=(theirs, len(data), received))
-    reader.start()
-    with ThreadPoolExecutor(2) as threads, ours, theirs:
+    files = random_files(tmp_path, 1, 5 * MiB)
+    with ThreadPoolExecutor(2) as threads:
         sender = SendfilePump(threads)
-
-        async def send() -> None:
-            await sender.send(os.dup(ours.fileno()), os.open(path, os.O_RDONLY), 0, len(data))
-
-        asyncio.run(send())
-        reader.join(10)
+        received = send_files_at_once(sender.send, files, skip=0)
         assert sender.handed_to_threads == 1
         assert sender.active == 0
-    assert bytes(received) == data
+    assert received == [files[0].read_bytes()]
 
 
 def test_a_reader_that_goes_away_fails_the_transfer_and_frees_its_descriptors(tmp_path: Path) -> None:

@@ -171,27 +171,14 @@ def test_a_malformed_request_is_ignored_and_the_channel_keeps_working(
         tmp_path: Path, threads: ThreadPoolExecutor) -> None:
     host = PumpHost(SendfilePump(threads))
     channel = host.channel()
-    path = tmp_path / "blob"
-    data = os.urandom(MiB)
-    path.write_bytes(data)
+    [path] = random_files(tmp_path, 1, MiB)
     channel.send(b"not a request")
     stray = os.open(path, os.O_RDONLY)
     socket.send_fds(channel, [b"\x01" + bytes(24)], [stray])  # a SEND with one descriptor, not two
     os.close(stray)
     fallbacks = Fallbacks(threads)
     client = PumpClient(channel, fallback=fallbacks)
-    ours, theirs = sender_pair()
-    received = bytearray()
-    reader = threading.Thread(daemon=True, target=read_all, args=(theirs, len(data), received))
-    reader.start()
-
-    async def send() -> None:
-        await asyncio.wait_for(client.send(os.dup(ours.fileno()), os.open(path, os.O_RDONLY), 0, len(data)), 10)
-
-    with ours, theirs:
-        asyncio.run(send())
-        reader.join(10)
-    assert bytes(received) == data
+    assert send_files_at_once(client.send, [path], skip=0) == [path.read_bytes()]
     assert fallbacks.made == [] and not client.broken
 
 
@@ -234,20 +221,8 @@ def test_a_transfer_the_pump_cannot_take_is_sent_by_the_worker_itself(
     monkeypatch.setattr(host.pump, "start", out_of_descriptors)
     fallbacks = Fallbacks(threads)
     client = PumpClient(host.channel(), fallback=fallbacks)
-    path = tmp_path / "blob"
-    data = os.urandom(3 * MiB)
-    path.write_bytes(data)
-    ours, theirs = sender_pair()
-    received = bytearray()
-    reader = threading.Thread(daemon=True, target=read_all, args=(theirs, len(data) - 10, received))
-    reader.start()
-
-    async def send() -> None:
-        await asyncio.wait_for(client.send(os.dup(ours.fileno()), os.open(path, os.O_RDONLY), 10, len(data)), 10)
-
-    with ours, theirs:
-        asyncio.run(send())
-        reader.join(10)
-    assert bytes(received) == data[10:]  # the worker kept its descriptors until the pump said no
+    files = random_files(tmp_path, 1, 3 * MiB)
+    # All of it arrives: the worker kept its descriptors until the pump said no.
+    assert send_files_at_once(client.send, files, skip=10) == [files[0].read_bytes()[10:]]
     assert client.refused == 1 and len(fallbacks.made) == 1
     assert not client.broken  # the channel stays in use
