@@ -17,6 +17,7 @@
     │   └── ManifestBlobUnknown  manifest names content the repository lacks
     ├── ManifestNotAcceptable  stored type not in the client's Accept list
     ├── InUse                  deleting would break something that still refers to it
+    │   └── BlobInUse          a manifest of the repository still uses the blob
     ├── Unauthorized           no or bad credentials: the client should authenticate
     ├── Denied                 authenticated, but not allowed
     │   ├── TagImmutable       an immutable tag rule protects the tag (no re-tag, no delete)
@@ -105,6 +106,10 @@ class ManifestNotAcceptable(PortsideError):
 
 
 class InUse(PortsideError):
+    pass
+
+
+class BlobInUse(InUse):
     pass
 
 

@@ -39,7 +39,7 @@ def _error_cases(repo: str) -> list[tuple[str, str, int, str]]:
         ("GET", f"/v2/{repo}/blobs/{missing}", 404, "BLOB_UNKNOWN"),
         ("GET", f"/v2/{repo}/blobs/sha256:bad", 400, "DIGEST_INVALID"),
         ("GET", f"/v2/{repo}/manifests/nope", 404, "MANIFEST_UNKNOWN"),
-        ("GET", f"/v2/{repo}/manifests/-bad", 400, "TAG_INVALID"),
+        ("GET", f"/v2/{repo}/manifests/-bad", 404, "MANIFEST_UNKNOWN"),
         ("GET", f"/v2/{repo}-nowhere/tags/list", 404, "NAME_UNKNOWN"),
         ("GET", f"/v2/{repo}/blobs/uploads/00000000-0000-4000-8000-000000000000", 404, "BLOB_UPLOAD_UNKNOWN"),
         ("GET", f"/v2/{repo.upper()}/tags/list", 400, "NAME_INVALID"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from portside.errors import BlobUnknown, InUse, RepositoryUnknown
+from portside.errors import BlobInUse, BlobUnknown, RepositoryUnknown
 from portside.metadata.queries import RegistryQueries
 from portside.oci.digest import Digest
 from portside.storage.ports import BlobStore
@@ -58,7 +58,7 @@ class BlobService:
             await self.queries.lock_blobs(conn, [str(digest)], exclusive=True)  # after a push naming it commits
             users = await self.queries.blob_users(conn, repo_id, str(digest))
             if users:
-                raise InUse(
+                raise BlobInUse(
                     f"blob {digest} is used by manifest(s) {', '.join(users)} in {name}; delete those first"
                 )
             if not await self.queries.unlink_blob(conn, repo_id, str(digest)):

@@ -23,7 +23,7 @@ from portside.metadata.queries import RegistryQueries, StoredManifest, now
 from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
 from portside.oci.manifest import ParsedManifest, parse_manifest
-from portside.oci.names import check_tag
+from portside.oci.names import check_tag, lookup_reference
 from portside.storage.ports import BlobStore
 
 if TYPE_CHECKING:
@@ -49,11 +49,11 @@ class ManifestService:
         self._pulls: dict[int, datetime] = {}
 
     async def get(self, name: str, reference: str) -> StoredManifest:
-        if looks_like_digest(reference):
-            digest = Digest.parse(reference)
-            found = await self.queries.manifest_by_digest(name, str(digest))
+        ref = lookup_reference(reference)
+        if isinstance(ref, Digest):
+            found = await self.queries.manifest_by_digest(name, str(ref))
         else:
-            found = await self.queries.manifest_by_tag(name, check_tag(reference))
+            found = None if ref is None else await self.queries.manifest_by_tag(name, ref)
         if found is None:
             raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
         return found
@@ -134,13 +134,16 @@ class ManifestService:
             repo_id = await self.queries.repository_id(conn, name)
             if repo_id is None:
                 raise RepositoryUnknown(f"repository {name} is not known to the registry")
-            if not looks_like_digest(reference):
+            ref = lookup_reference(reference)
+            if ref is None:
+                raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
+            if isinstance(ref, str):
                 if self.immutability is not None:
-                    await self.immutability.check_tag_delete(conn, repo_id, name, check_tag(reference))
-                if not await self.queries.delete_tag(conn, repo_id, check_tag(reference)):
+                    await self.immutability.check_tag_delete(conn, repo_id, name, ref)
+                if not await self.queries.delete_tag(conn, repo_id, ref):
                     raise ManifestUnknown(f"tag {reference} is not in repository {name}")
                 return
-            digest = str(Digest.parse(reference))
+            digest = str(ref)
             manifest_id = await self.queries.manifest_id(conn, repo_id, digest)
             if manifest_id is None:
                 raise ManifestUnknown(f"manifest {digest} is not in repository {name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from portside.errors import InvalidName, InvalidTag
+from portside.oci.digest import Digest, looks_like_digest
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
@@ -31,3 +32,12 @@ def check_tag(tag: str) -> str:
             "not starting with '.' or '-'"
         )
     return tag
+
+
+def lookup_reference(reference: str) -> Digest | str | None:
+    """What a manifest reference names when reading or deleting: a digest (a malformed one is refused), a
+    tag, or None for a tag no manifest can be stored under: an unknown manifest rather than a bad request,
+    as in Distribution; only a push names something new."""
+    if looks_like_digest(reference):
+        return Digest.parse(reference)
+    return reference if TAG_RE.match(reference) else None
