@@ -76,7 +76,7 @@ def test_anonymous_push_is_refused_everywhere(anon: httpx.Client, harbor: Harbor
     for repo in (f"{public}/app", f"{private}/app", f"{unique('nosuch')}/app"):
         r = anon.post(f"/v2/{repo}/blobs/uploads/")
         assert r.status_code == 401, repo
-        assert challenge_params(r)["scope"] == f"repository:{repo}:push"
+        assert challenge_params(r)["scope"] == f"repository:{repo}:pull,push"
         r = anon.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(image.config)}, content=image.config)
         assert r.status_code == 401, repo
         r = anon.put(f"/v2/{repo}/manifests/v1", content=image.body, headers={"Content-Type": OCI_MANIFEST})

@@ -101,11 +101,11 @@ def test_private_project(auth_server: RunningServer, harbor: Harbor, team: Team,
             assert r.status_code == 201, r.text
             assert harbor.exists(new_repo, tag="v1")
         else:
-            assert_refused(r, mode, new_repo, "push")
+            assert_refused(r, mode, new_repo, "pull,push")
             r = c.put(f"/v2/{new_repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST})
-            assert_refused(r, mode, new_repo, "push")
+            assert_refused(r, mode, new_repo, "pull,push")
             r = c.post(f"/v2/{repo}/blobs/uploads/")  # into the existing repository: refused too
-            assert_refused(r, mode, repo, "push")
+            assert_refused(r, mode, repo, "pull,push")
             assert not harbor.exists(new_repo)
             assert not harbor.exists(repo, blob=sha256(config))
 
@@ -128,9 +128,9 @@ def test_public_project_for_a_non_member(auth_server: RunningServer, harbor: Har
         r = c.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST})
         assert r.status_code == 200 and r.content == image.body
         r = c.post(f"/v2/{new_repo}/blobs/uploads/", params={"digest": sha256(config)}, content=config)
-        assert_refused(r, mode, new_repo, "push")
+        assert_refused(r, mode, new_repo, "pull,push")
         r = c.put(f"/v2/{new_repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST})
-        assert_refused(r, mode, new_repo, "push")
+        assert_refused(r, mode, new_repo, "pull,push")
         r = c.delete(f"/v2/{repo}/manifests/{image.digest}")
         assert_refused(r, mode, repo, "delete")
     assert not harbor.exists(new_repo)
@@ -177,7 +177,7 @@ def test_upload_session_stays_with_its_repository(auth_server: RunningServer, ha
 
         for r in (g.patch(location, content=config), g.put(location, params=digest, content=config),
                   g.get(location), g.delete(location)):
-            assert_refused(r, "bearer", a, "push")
+            assert_refused(r, "bearer", a, "pull,push")
         elsewhere = f"/v2/{b}/blobs/uploads/{upload_id}"
         for r in (dev.patch(elsewhere, content=config), dev.put(elsewhere, params=digest, content=config),
                   dev.get(elsewhere)):

@@ -14,15 +14,24 @@ from portside.services import Services
 
 OPEN = Principal("user", "anonymous", sysadmin=True)
 
-REQUIRED: dict[tuple[str, str], str] = {
-    ("blobs", "GET"): "pull", ("blobs", "HEAD"): "pull", ("blobs", "DELETE"): "delete",
-    ("manifests", "GET"): "pull", ("manifests", "HEAD"): "pull", ("manifests", "PUT"): "push",
-    ("manifests", "DELETE"): "delete", ("tags", "GET"): "pull", ("referrers", "GET"): "pull",
+PULL, PUSH, DELETE = frozenset({"pull"}), frozenset({"pull", "push"}), frozenset({"delete"})
+ORDER = ("pull", "push", "delete")  # how a scope lists its actions, as the token spec's examples do
+
+# Every action a request needs, so a 401 challenge names them all and a client that asks for exactly the
+# challenged scope gets a token good for the whole request. A push also reads (HEADs of blobs and
+# manifests before and after uploading), so it always needs pull too, as in Distribution. Deletes need
+# delete alone, as Distribution and Harbor ask.
+REQUIRED: dict[tuple[str, str], frozenset[str]] = {
+    ("blobs", "DELETE"): DELETE, ("manifests", "PUT"): PUSH, ("manifests", "DELETE"): DELETE,
 }
 
 
-def required_action(resource: str, method: str) -> str:
-    return "push" if resource == "uploads" else REQUIRED.get((resource, method), "pull")
+def required_actions(resource: str, method: str) -> frozenset[str]:
+    return PUSH if resource == "uploads" else REQUIRED.get((resource, method), PULL)
+
+
+def scope(repository: str, actions: frozenset[str]) -> str:
+    return f"repository:{repository}:{','.join(a for a in ORDER if a in actions)}"
 
 
 async def authenticate(request: Request, services: Services) -> Principal:
@@ -42,26 +51,32 @@ async def authenticate(request: Request, services: Services) -> Principal:
 
 
 async def allowed(request: Request, services: Services, repository: str, action: str) -> bool:
+    return not await missing(request, services, repository, frozenset({action}))
+
+
+async def missing(request: Request, services: Services, repository: str, actions: frozenset[str]) -> set[str]:
+    """The actions of `actions` this request's credentials do not carry."""
     if services.settings.open_registry:
-        return True
+        return set()
     claims = request.state.claims
     if claims is not None:
-        return bool(claims.allows("repository", repository, action))
-    return action in await services.access.repository_actions(request.state.principal, repository)
+        return {a for a in actions if not claims.allows("repository", repository, a)}
+    return set(actions - await services.access.repository_actions(request.state.principal, repository))
 
 
-async def authorize(request: Request, services: Services, repository: str, action: str) -> Principal:
+async def authorize(request: Request, services: Services, repository: str, actions: frozenset[str]) -> Principal:
     principal = await authenticate(request, services)
     project = project_of(repository)
     if not services.settings.open_registry and project is None:
         raise InvalidName(f"repository {repository!r} must be named <project>/<repository>")
-    if not await allowed(request, services, repository, action):
-        scope = f"repository:{repository}:{action}"
+    lacking = await missing(request, services, repository, actions)
+    if lacking:
+        wanted = " and ".join(a for a in ORDER if a in lacking)
         if principal.is_anonymous or request.state.claims is not None:
-            raise Unauthorized(f"authentication required to {action} {repository}", scope=scope,
+            raise Unauthorized(f"authentication required to {wanted} {repository}", scope=scope(repository, actions),
                                error="insufficient_scope" if request.state.claims is not None else None)
-        raise Denied(f"{principal.name} may not {action} {repository}")
-    if action == "push" and project is not None:
+        raise Denied(f"{principal.name} may not {wanted} {repository}")
+    if "push" in actions and project is not None:
         await ensure_project(services, project, principal)
     return principal
 

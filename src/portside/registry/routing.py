@@ -17,7 +17,7 @@ from starlette.routing import Route
 from portside.errors import PortsideError, Unauthorized
 from portside.oci.names import check_name
 from portside.registry import blobs, listings, manifests, uploads
-from portside.registry.authz import authenticate, authorize, challenge, required_action
+from portside.registry.authz import authenticate, authorize, challenge, required_actions
 from portside.registry.errors import API_VERSION_HEADER, error_response, render
 from portside.services import Services
 
@@ -104,7 +104,7 @@ async def dispatch(request: Request) -> Response:
     async def call() -> Response:
         check_name(name)
         services = _services(request)
-        await authorize(request, services, name, required_action(resource, request.method))
+        await authorize(request, services, name, required_actions(resource, request.method))
         return await handler(request, services, name, arg)
 
     return await _guarded(request, call)
