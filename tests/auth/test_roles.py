@@ -145,9 +145,7 @@ def test_refused_push_is_not_listed(auth_server: RunningServer, harbor: Harbor, 
     with http_client(auth_server, auth=(guest.name, guest.secret)) as c:
         assert c.post(f"/v2/{target}/blobs/uploads/", params={"digest": sha256(config)},
                       content=config).status_code == 403
-        listed = c.get("/v2/_catalog", params={"n": 10000})
-        assert listed.status_code == 200
-        assert target not in listed.json()["repositories"]
+        assert c.get("/v2/_catalog").status_code == 403  # the catalog is the administrators' (test_catalog)
     token = harbor.token(("admin", ADMIN_PASSWORD), "registry:catalog:*")
     with bearer_client(auth_server, token) as c:
         everything = c.get("/v2/_catalog", params={"n": 10000}).json()["repositories"]

@@ -81,6 +81,26 @@ async def authorize(request: Request, services: Services, repository: str, actio
     return principal
 
 
+CATALOG_SCOPE = "registry:catalog:*"
+
+
+async def authorize_catalog(request: Request, services: Services) -> Principal:
+    """Listing every repository is for system administrators, as in Harbor. A token must carry the catalog
+    scope, which the token service grants to them alone; everyone else is refused, not shown a subset."""
+    principal = await authenticate(request, services)
+    claims = request.state.claims
+    if claims is not None:
+        if claims.allows("registry", "catalog", "*"):
+            return principal
+        raise Unauthorized("this token does not allow listing the catalog", scope=CATALOG_SCOPE,
+                           error="insufficient_scope")
+    if principal.is_anonymous:
+        raise Unauthorized("authentication required to list repositories", scope=CATALOG_SCOPE)
+    if not principal.sysadmin:
+        raise Denied(f"{principal.name} may not list the catalog: only system administrators may")
+    return principal
+
+
 async def ensure_project(services: Services, name: str, principal: Principal) -> None:
     if await services.projects.by_name(name) is not None:
         return

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from portside.errors import PortsideError, Unauthorized
 from portside.oci.names import check_name
 from portside.registry import blobs, listings, manifests, uploads
-from portside.registry.authz import authenticate, authorize, challenge, required_actions
+from portside.registry.authz import authenticate, authorize, authorize_catalog, challenge, required_actions
 from portside.registry.errors import API_VERSION_HEADER, error_response, render
 from portside.services import Services
 
@@ -79,10 +79,8 @@ async def base(request: Request) -> Response:
 async def catalog(request: Request) -> Response:
     async def call() -> Response:
         services = _services(request)
-        principal = await authenticate(request, services)
-        if principal.is_anonymous:
-            raise Unauthorized("authentication required to list repositories", scope="registry:catalog:*")
-        return await listings.catalog(request, services, principal)
+        await authorize_catalog(request, services)
+        return await listings.catalog(request, services)
 
     return await _guarded(request, call)
 
