@@ -1,5 +1,6 @@
-"""Real clients with credentials: skopeo (--src-creds/--dest-creds) and oras-py (login, push, pull), as
-users and as robots (whose `robot$project+name` names must survive every layer), into a private project."""
+"""Real clients with credentials: skopeo (--src-creds/--dest-creds), oras-py (login, push, pull) and
+@sigstore/oci (npm; attach a bundle to an image), as users and as robots (whose `robot$project+name` names
+must survive every layer), into a private project."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 from oras.client import OrasClient
 
-from tests.auth.conftest import Account, Harbor, Team, granted, unique
+from tests.auth.conftest import Account, Harbor, Team, bearer_client, granted, unique
+from tests.conftest import ADMIN_PASSWORD
 from tests.oci_client import sha256
 from tests.servers import RunningServer
 
@@ -190,3 +192,38 @@ def test_oras_with_robot_login(auth_server: RunningServer, harbor: Harbor, tmp_p
     with pytest.raises(ValueError, match="DENIED"):  # oras-py raises on the refused upload session
         oras_push(client, tmp_path, "x.bin", f"{auth_server.host}/{other}/nope:v1")
     assert not harbor.exists(f"{other}/nope")
+
+
+# -- @sigstore/oci (npm) ---------------------------------------------------------------------------------
+
+NODE_CLIENTS = Path(__file__).parents[1] / "interop" / "node"
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def node_script(script: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node")
+    if node is None or not (NODE_CLIENTS / "node_modules" / "@sigstore" / "oci").is_dir():
+        pytest.fail("node and the npm clients are needed: run scripts/test (it runs "
+                    "`npm ci --prefix tests/interop/node`)", pytrace=False)
+    return subprocess.run([node, str(NODE_CLIENTS / script), *args], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env})
+
+
+def test_sigstore_oci_attaches_a_bundle(auth_server: RunningServer, harbor: Harbor, team: Team,
+                                        tmp_path: Path) -> None:
+    """@sigstore/oci signs in by POSTing an upload, fetches a token for exactly the challenged scope and
+    uses it for every request after (HEADs included): the challenge must name pull as well as push."""
+    repo = f"{team.private}/{unique('sigstore')}"
+    image = harbor.seed(repo)
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps({"mediaType": SIGSTORE_BUNDLE, "note": unique("signed")}))
+    proc = node_script("attach.mjs", f"{auth_server.host}/{repo}", "v1", SIGSTORE_BUNDLE, str(bundle),
+                       env={"PORTSIDE_USER": "admin", "PORTSIDE_PASSWORD": ADMIN_PASSWORD})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["image"] == image.digest
+    assert result["artifact"]["subjectDigest"] == image.digest  # the registry answered OCI-Subject
+    with bearer_client(auth_server, harbor.admin_token(repo, "pull")) as c:
+        listed = c.get(f"/v2/{repo}/referrers/{image.digest}").json()["manifests"]
+        assert [(d["digest"], d["artifactType"]) for d in listed] == [(result["artifact"]["digest"], SIGSTORE_BUNDLE)]
+        assert c.get(f"/v2/{repo}/blobs/{sha256(bundle.read_bytes())}").content == bundle.read_bytes()
