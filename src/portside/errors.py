@@ -17,6 +17,7 @@
     │   └── ManifestBlobUnknown  manifest names content the repository lacks
     ├── ManifestNotAcceptable  stored type not in the client's Accept list
     ├── InUse                  deleting would break something that still refers to it
+    │   └── NotEmpty           deleting a container (a project) that still holds something
     ├── Unauthorized           no or bad credentials: the client should authenticate
     ├── Denied                 authenticated, but not allowed
     │   ├── TagImmutable       an immutable tag rule protects the tag (no re-tag, no delete)
@@ -105,6 +106,10 @@ class ManifestNotAcceptable(PortsideError):
 
 
 class InUse(PortsideError):
+    pass
+
+
+class NotEmpty(InUse):
     pass
 
 

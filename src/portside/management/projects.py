@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
-from portside.errors import Conflict, Invalid, NotFound
+from portside.errors import Conflict, Invalid, NotEmpty, NotFound
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries, ProjectRow
 
@@ -98,5 +98,5 @@ class ProjectService:
     async def delete(self, project: ProjectRow) -> None:
         async with self.db.write() as conn:
             if await self.projects.repository_count(conn, project.id):
-                raise Conflict(f"project {project.name!r} still has repositories; delete them first")
+                raise NotEmpty(f"project {project.name!r} still has repositories; delete them first")
             await self.projects.delete(conn, project.id)
