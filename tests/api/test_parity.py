@@ -17,6 +17,7 @@ from tests.api.artifact_support import (
     project_id,
     registry_for,
     repo_path,
+    user_client,
 )
 from tests.servers import RunningServer
 
@@ -91,3 +92,93 @@ def test_tags_report_immutable_when_asked(api: httpx.Client, registry: Registry)
     for where, tags_of in listings.items():
         assert {t["name"]: t["immutable"] for t in tags_of(asked)} == {"v1": True, "latest": False}, where
         assert not any(t["immutable"] for t in tags_of({})), where
+
+
+# -- endpoints scripts call ---------------------------------------------------------------------
+
+
+def test_ping_answers_pong_to_anyone(anon: httpx.Client) -> None:
+    r = ok(anon.get(f"{API}/ping"))
+    assert r.text == "Pong" and r.headers["content-type"].startswith("text/plain")
+
+
+def test_all_repositories_the_caller_may_see(api: httpx.Client, registry: Registry, auth_server: RunningServer,
+                                            anon: httpx.Client) -> None:
+    private, public = new_project(api), new_project(api, public=True)
+    for name in ("app", "web", "team/app"):
+        registry.push(f"{private}/{name}", "1")
+    registry.push(f"{public}/app", "1")
+    r = ok(api.get(f"{API}/repositories", params={"q": f"name=~{private}/", "sort": "name", "page_size": 2}))
+    assert r.headers["X-Total-Count"] == "3" and 'rel="next"' in r.headers["Link"]
+    assert [x["name"] for x in r.json()] == [f"{private}/app", f"{private}/team/app"]
+    assert set(r.json()[0]) >= {"id", "project_id", "name", "artifact_count", "pull_count", "creation_time"}
+    r = ok(api.get(f"{API}/repositories", params={"q": f"name=~{private}/", "sort": "name", "page": 2,
+                                                   "page_size": 2}))
+    assert [x["name"] for x in r.json()] == [f"{private}/web"] and 'rel="prev"' in r.headers["Link"]
+    # Someone outside the private project sees only the public one's.
+    seen = ok(anon.get(f"{API}/repositories", params={"q": "name=~/app", "page_size": 100})).json()
+    names = {x["name"] for x in seen}
+    assert f"{public}/app" in names and not any(n.startswith(f"{private}/") for n in names)
+    assert api.get(f"{API}/repositories", params={"q": "nonsense=1"}).status_code == 400
+
+
+def test_project_metadatas(api: httpx.Client, anon: httpx.Client, auth_server: RunningServer) -> None:
+    project = new_project(api)
+    base = f"{API}/projects/{project}/metadatas"
+    assert ok(api.get(base)).json() == {"public": "false"}
+    assert ok(api.get(f"{base}/")).json() == {"public": "false"}
+    ok(api.post(base, json={"auto_scan": "True", "severity": "High"}))
+    assert ok(api.get(f"{base}/severity")).json() == {"severity": "high"}
+    assert ok(api.get(f"{API}/projects/{project}")).json()["metadata"]["auto_scan"] == "true"
+    assert api.post(base, json={"auto_scan": "false"}).status_code == 409
+    ok(api.put(f"{base}/auto_scan", json={"auto_scan": "false"}))
+    ok(api.put(f"{base}/public", json={"public": "true"}))  # the project's public flag itself
+    assert ok(api.get(f"{API}/projects/{project}")).json()["metadata"]["public"] == "true"
+    assert ok(anon.get(f"{API}/projects/{project}/metadatas/public")).json() == {"public": "true"}
+    ok(api.delete(f"{base}/severity"))
+    assert api.get(f"{base}/severity").status_code == 404
+    assert api.delete(f"{base}/severity").status_code == 404
+    assert ok(api.get(base)).json() == {"public": "true", "auto_scan": "false"}
+    for method, path, body in [("POST", base, {"nonsense": "true"}), ("POST", base, {"auto_scan": "maybe"}),
+                               ("POST", base, {"severity": "dire"}), ("POST", base, {}),
+                               ("POST", base, {"retention_id": "7"}), ("PUT", f"{base}/auto_scan", {"x": "1"}),
+                               ("PUT", f"{base}/prevent_vul", {"prevent_vul": ["true"]}),
+                               ("DELETE", f"{base}/public", None)]:
+        r = api.request(method, path, json=body)
+        assert r.status_code == 400 and error_code(r) == "BAD_REQUEST", (method, path, body, r.text)
+    assert anon.put(f"{base}/auto_scan", json={"auto_scan": "true"}).status_code == 401
+    assert ok(api.get(base)).json() == {"public": "true", "auto_scan": "false"}
+
+
+def test_system_volumes_for_administrators(api: httpx.Client, anon: httpx.Client,
+                                           auth_server: RunningServer) -> None:
+    (volume,) = ok(api.get(f"{API}/systeminfo/volumes")).json()["storage"]
+    assert set(volume) == {"total", "free"} and volume["total"] >= volume["free"] > 0
+    assert anon.get(f"{API}/systeminfo/volumes").status_code == 401
+    project = new_project(api)
+    with user_client(auth_server, api, project, "developer") as dev:
+        assert dev.get(f"{API}/systeminfo/volumes").status_code == 403
+
+
+def test_current_user_permissions(api: httpx.Client, anon: httpx.Client, auth_server: RunningServer) -> None:
+    project = new_project(api)
+    pid = project_id(api, project)
+    with user_client(auth_server, api, project, "developer") as dev:
+        granted = ok(dev.get(f"{API}/users/current/permissions", params={"scope": f"/project/{pid}"})).json()
+        pairs = {(p["resource"], p["action"]) for p in granted}
+        assert {(f"/project/{pid}/repository", "push"), (f"/project/{pid}", "read")} <= pairs
+        assert (f"/project/{pid}/repository", "delete") not in pairs
+        relative = ok(dev.get(f"{API}/users/current/permissions",
+                              params={"scope": f"/project/{pid}", "relative": "true"})).json()
+        assert {("repository", "push"), (".", "read")} <= {(p["resource"], p["action"]) for p in relative}
+        assert ok(dev.get(f"{API}/users/current/permissions", params={"scope": "/project/99999999"})).json() == []
+        assert ("system-volumes", "read") not in {
+            (p["resource"], p["action"]) for p in ok(dev.get(f"{API}/users/current/permissions",
+                                                             params={"scope": "/system", "relative": "true"})).json()}
+        assert dev.get(f"{API}/users/current/permissions", params={"scope": "/nowhere"}).status_code == 400
+    admin_relative = ok(api.get(f"{API}/users/current/permissions",
+                                params={"scope": "/system", "relative": "true"})).json()
+    assert {"resource": "system-volumes", "action": "read"} in admin_relative
+    admin_project = ok(api.get(f"{API}/users/current/permissions", params={"scope": f"/project/{pid}"})).json()
+    assert {"resource": f"/project/{pid}/repository", "action": "delete"} in admin_project
+    assert anon.get(f"{API}/users/current/permissions", params={"scope": "/system"}).status_code == 401

@@ -15,8 +15,12 @@ from portside.api import (
     gc,
     immutable,
     members,
+    metadatas,
+    permissions,
+    ping,
     projects,
     quotas,
+    repositories,
     retention,
     robots,
     session,
@@ -31,6 +35,7 @@ API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router,
                system.router, gc.router]
 API_ROUTERS += [quotas.router]
 API_ROUTERS += [retention.router, immutable.router]
+API_ROUTERS += [ping.router, repositories.router, metadatas.router, permissions.router]
 
 
 class CsrfHeaderMiddleware:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +150,10 @@ class ArtifactService:
     async def repositories(self, project_id: int) -> list[RepositoryRow]:
         async with self.db.read() as conn:
             return await self.queries.repositories(conn, project_id)
+
+    async def repositories_in(self, project_ids: Collection[int] | None) -> list[RepositoryRow]:
+        async with self.db.read() as conn:
+            return await self.queries.repositories_in(conn, project_ids)
 
     async def repository(self, project_id: int, name: str) -> RepositoryRow:
         async with self.db.read() as conn:

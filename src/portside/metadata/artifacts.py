@@ -8,7 +8,7 @@ those unless asked for `base=*`. Write methods take the open transaction from `D
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,6 +116,13 @@ class ArtifactQueries:
     async def repositories(self, conn: AsyncConnection, project_id: int) -> list[RepositoryRow]:
         query = self._repositories().where(repos.c.project_id == project_id).order_by(repos.c.id)
         return [_repository(r) for r in await conn.execute(query)]
+
+    async def repositories_in(self, conn: AsyncConnection, project_ids: Collection[int] | None) -> list[RepositoryRow]:
+        """Repositories of the given projects (None: of every project)."""
+        query = self._repositories().where(repos.c.project_id.is_not(None))
+        if project_ids is not None:
+            query = query.where(repos.c.project_id.in_(sorted(project_ids)))
+        return [_repository(r) for r in await conn.execute(query.order_by(repos.c.id))]
 
     async def repository(self, conn: AsyncConnection, name: str) -> RepositoryRow | None:
         row = (await conn.execute(self._repositories().where(repos.c.name == name))).first()
