@@ -182,3 +182,36 @@ def test_current_user_permissions(api: httpx.Client, anon: httpx.Client, auth_se
     admin_project = ok(api.get(f"{API}/users/current/permissions", params={"scope": f"/project/{pid}"})).json()
     assert {"resource": f"/project/{pid}/repository", "action": "delete"} in admin_project
     assert anon.get(f"{API}/users/current/permissions", params={"scope": "/system"}).status_code == 401
+
+
+def test_delete_by_digest_at_the_project_level(api: httpx.Client, registry: Registry,
+                                               auth_server: RunningServer) -> None:
+    project = new_project(api)
+    pid = project_id(api, project)
+    image = registry.push(f"{project}/team/app", "1.0")
+    registry.push(f"{project}/team/app", "latest", image)
+    keep = registry.push(f"{project}/team/app", "2.0")
+    shared = registry.push(f"{project}/one", "x")
+    registry.push(f"{project}/two", "x", shared)
+
+    url = f"{API}/projects/{pid}/artifacts"
+    r = api.delete(f"{url}/{shared.digest}")
+    assert r.status_code == 409 and error_code(r) == "CONFLICT", r.text
+    assert f"{project}/one" in r.text and f"{project}/two" in r.text
+    assert registry.manifest_status(f"{project}/one", shared.digest) == 200  # nothing deleted
+    assert api.delete(f"{url}/sha256:{'0' * 64}").status_code == 404
+    assert api.delete(f"{url}/1.0").status_code == 400
+    with user_client(auth_server, api, project, "developer") as dev:
+        r = dev.delete(f"{url}/{image.digest}")
+        assert r.status_code == 403 and error_code(r) == "FORBIDDEN", r.text
+
+    ok(api.delete(f"{url}/{image.digest}"))
+    assert registry.tags(f"{project}/team/app") == ["2.0"]  # both tags of the digest went
+    assert registry.manifest_status(f"{project}/team/app", image.digest) == 404
+    assert registry.manifest_status(f"{project}/team/app", keep.digest) == 200
+    assert api.delete(f"{url}/{image.digest}").status_code == 404
+
+    ok(api.post(f"{API}/projects/{project}/immutabletagrules", json={**IMMUTABLE_V, "tag_selectors": [
+        {"kind": "doublestar", "decoration": "matches", "pattern": "2.*"}]}), 201)
+    r = api.delete(f"{API}/projects/{project}/artifacts/{keep.digest}", headers={"X-Is-Resource-Name": "true"})
+    assert r.status_code == 412 and error_code(r) == "PRECONDITION", r.text

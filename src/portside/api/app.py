@@ -18,6 +18,7 @@ from portside.api import (
     metadatas,
     permissions,
     ping,
+    project_artifacts,
     projects,
     quotas,
     repositories,
@@ -35,7 +36,7 @@ API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router,
                system.router, gc.router]
 API_ROUTERS += [quotas.router]
 API_ROUTERS += [retention.router, immutable.router]
-API_ROUTERS += [ping.router, repositories.router, metadatas.router, permissions.router]
+API_ROUTERS += [ping.router, repositories.router, metadatas.router, permissions.router, project_artifacts.router]
 
 
 class CsrfHeaderMiddleware:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from portside.errors import BlobUnknown, Conflict, InUse, NotFound
+from portside.errors import BlobUnknown, Conflict, InUse, Invalid, NotFound
 from portside.metadata.artifacts import ArtifactQueries, ArtifactRow, RepositoryRow, TagRow
 from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
@@ -314,6 +314,24 @@ class ArtifactService:
             root = await self._resolve(conn, repo, reference)
             await self._delete_deeply(conn, root, is_root=True, depth=0)
         return root
+
+    async def delete_in_project(self, project_id: int, project_name: str, digest: str) -> ArtifactRow:
+        """Delete by digest at the project level (what cleanup scripts call): the artifact goes from the
+        one repository holding it; when several do, nothing is deleted and Conflict names them."""
+        if not looks_like_digest(digest):
+            raise Invalid(f"{digest!r} is not a digest: this endpoint deletes by digest (sha256:...)")
+        parsed = str(Digest.parse(digest))
+        async with self.db.write() as conn:
+            found = await self.queries.artifacts_with_digest(conn, project_id, parsed)
+            if not found:
+                raise NotFound(f"artifact {parsed} not found in project {project_name}")
+            holders = sorted({a.repository_name for a in found})
+            if len(holders) > 1:
+                raise Conflict(f"artifact {parsed} is in {len(holders)} repositories of project {project_name}: "
+                               f"{', '.join(holders)}; delete it from one of them with DELETE "
+                               "/api/v2.0/projects/{project}/repositories/{repository}/artifacts/{digest}")
+            await self._delete_deeply(conn, found[0], is_root=True, depth=0)
+        return found[0]
 
     async def _delete_deeply(self, conn: AsyncConnection, art: ArtifactRow, *, is_root: bool, depth: int) -> None:
         if not is_root and await self.queries.tags(conn, manifest_id=art.id):

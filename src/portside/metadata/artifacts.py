@@ -168,6 +168,11 @@ class ArtifactQueries:
             manifests.c.repository_id == repo_id, manifests.c.digest == digest))).first()
         return _artifact(row) if row else None
 
+    async def artifacts_with_digest(self, conn: AsyncConnection, project_id: int, digest: str) -> list[ArtifactRow]:
+        """The manifests with this digest in any repository of the project."""
+        query = self._artifacts().where(repos.c.project_id == project_id, manifests.c.digest == digest)
+        return [_artifact(r) for r in await conn.execute(query.order_by(manifests.c.id))]
+
     async def artifact_by_tag(self, conn: AsyncConnection, repo_id: int, tag: str) -> ArtifactRow | None:
         query = self._artifacts().join(tags, tags.c.manifest_id == manifests.c.id).where(
             tags.c.repository_id == repo_id, tags.c.name == tag)
