@@ -17,7 +17,8 @@
     │   └── ManifestBlobUnknown  manifest names content the repository lacks
     ├── ManifestNotAcceptable  stored type not in the client's Accept list
     ├── InUse                  deleting would break something that still refers to it
-    │   └── BlobInUse          a manifest of the repository still uses the blob
+    │   ├── BlobInUse          a manifest of the repository still uses the blob
+    │   └── NotEmpty           deleting a container (a project) that still holds something
     ├── Unauthorized           no or bad credentials: the client should authenticate
     ├── Denied                 authenticated, but not allowed
     │   ├── TagImmutable       an immutable tag rule protects the tag (no re-tag, no delete)
@@ -110,6 +111,10 @@ class InUse(PortsideError):
 
 
 class BlobInUse(InUse):
+    pass
+
+
+class NotEmpty(InUse):
     pass
 
 

@@ -2,7 +2,8 @@
 
 The script is kept as written - list artifacts, parse `push_time` with '%Y-%m-%dT%H:%M:%SZ', delete by
 digest those older than N days - changing only the host (an httpx client with the administrator's
-Basic credentials stands in for `requests`) and the paths, which in Harbor's API are per repository:
+Basic credentials stands in for `requests`). It runs with its own project-level paths, and with
+Harbor's per-repository ones:
 
     GET    /api/v2.0/projects/{project}/repositories/{repository}/artifacts
     DELETE /api/v2.0/projects/{project}/repositories/{repository}/artifacts/{digest}
@@ -36,15 +37,13 @@ def delete_old_images(requests: httpx.Client, project_name: str, repository_name
 
 
 def delete_old_images_of_project(requests: httpx.Client, project_id: int, days_threshold: int = 30) -> None:
-    """The script's own listing URL (/projects/{project_id}/artifacts, Harbor's listArtifactsOfProject);
-    Harbor has no delete at that level, so the delete goes to the artifact's repository."""
+    """The script's own URLs, as written: the project's artifacts (Harbor's listArtifactsOfProject), and
+    the delete by digest at the project level, which Portside accepts for the artifact's one repository."""
     response = requests.get(f"/api/v2.0/projects/{project_id}/artifacts")
     for artifact in response.json():
         push_time = datetime.strptime(artifact['push_time'], '%Y-%m-%dT%H:%M:%SZ')
         if datetime.utcnow() - push_time > timedelta(days=days_threshold):
-            project, _, repository = artifact["repository_name"].partition("/")
-            requests.delete(f"/api/v2.0/projects/{project}/repositories/{repository.replace('/', '%252F')}"
-                            f"/artifacts/{artifact['digest']}")
+            requests.delete(f"/api/v2.0/projects/{project_id}/artifacts/{artifact['digest']}")
 
 
 @pytest.fixture

@@ -88,9 +88,10 @@ def test_dry_run_reports_exactly_what_the_real_run_deletes(admin: httpx.Client, 
     assert admin.get(f"/v2/{app}/tags/list").json()["tags"] == ["multi", "v1", "v2", "v3", "v4", "v5"]
 
     by_repo = {t["repository"]: t for t in tasks(admin, policy_id, dry["id"])}
-    assert set(by_repo) == {app, tools}  # one task per repository in scope; `other` has none
-    assert (by_repo[app]["total"], by_repo[app]["retained"]) == (7, 2)  # v1-v5, the loose one, the index
-    assert (by_repo[tools]["total"], by_repo[tools]["retained"]) == (3, 1)
+    # one task per repository in scope (`other` has none), named as Harbor does: without the project
+    assert set(by_repo) == {"app", "tools"}
+    assert (by_repo["app"]["total"], by_repo["app"]["retained"]) == (7, 2)  # v1-v5, the loose one, the index
+    assert (by_repo["tools"]["total"], by_repo["tools"]["retained"]) == (3, 1)
     assert all(t["status"] == "Success" and t["start_time"] and t["end_time"] for t in by_repo.values())
 
     real, deleted = run(admin, policy_id, dry_run=False)

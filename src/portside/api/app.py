@@ -15,8 +15,13 @@ from portside.api import (
     gc,
     immutable,
     members,
+    metadatas,
+    permissions,
+    ping,
+    project_artifacts,
     projects,
     quotas,
+    repositories,
     retention,
     robots,
     session,
@@ -31,6 +36,7 @@ API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router,
                system.router, gc.router]
 API_ROUTERS += [quotas.router]
 API_ROUTERS += [retention.router, immutable.router]
+API_ROUTERS += [ping.router, repositories.router, metadatas.router, permissions.router, project_artifacts.router]
 
 
 class CsrfHeaderMiddleware:

@@ -9,7 +9,7 @@ routes take it as a `:path` and the artifact routes are declared before the repo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
@@ -70,7 +70,7 @@ def tag_id(tag: TagRow) -> int:
     return int.from_bytes(hashlib.sha256(f"{tag.repository_id}/{tag.name}".encode()).digest()[:6], "big")
 
 
-def tag_json(tag: TagRow, art: ArtifactRow) -> dict[str, Any]:
+def tag_json(tag: TagRow, art: ArtifactRow, immutable: Collection[tuple[int, str]] = ()) -> dict[str, Any]:
     # Pulls are recorded per manifest, not per tag: the artifact's last pull stands in for the tag's.
     return {
         "id": tag_id(tag),
@@ -79,7 +79,7 @@ def tag_json(tag: TagRow, art: ArtifactRow) -> dict[str, Any]:
         "name": tag.name,
         "push_time": iso(tag.updated_at),
         "pull_time": iso(art.pulled_at),
-        "immutable": False,
+        "immutable": (tag.repository_id, tag.name) in immutable,
         "signed": False,
     }
 
@@ -110,7 +110,8 @@ def accessory_json(acc: Accessory) -> dict[str, Any]:
     }
 
 
-def artifact_json(art: Artifact, *, with_tag: bool = True) -> dict[str, Any]:
+def artifact_json(art: Artifact, *, with_tag: bool = True,
+                  immutable: Collection[tuple[int, str]] = ()) -> dict[str, Any]:
     row = art.row
     return {
         "id": row.id,
@@ -129,7 +130,7 @@ def artifact_json(art: Artifact, *, with_tag: bool = True) -> dict[str, Any]:
         "extra_attrs": art.extra_attrs,
         "annotations": row.annotations,
         "references": [reference_json(r) for r in art.references],
-        "tags": [tag_json(t, row) for t in art.tags] if with_tag else None,
+        "tags": [tag_json(t, row, immutable) for t in art.tags] if with_tag else None,
         "labels": [],
         "accessories": [accessory_json(a) for a in art.accessories],
         "addition_links": {},
@@ -218,6 +219,16 @@ async def _repository(services: Services, principal: Principal, project_name: st
     return project, repo
 
 
+async def _immutable(services: Services, asked: bool, tagged: Iterable[tuple[ArtifactRow, list[TagRow]]],
+                     ) -> set[tuple[int, str]]:
+    """(repository id, tag) of the tags an immutable rule protects, when the caller asked
+    (`with_immutable_status`); otherwise every tag reports false, as in Harbor."""
+    if not asked:
+        return set()
+    return await services.immutability.immutable_tags(
+        (row.repository_id, row.repository_name, t.name) for row, tags in tagged for t in tags)
+
+
 def _audit(services: Services, request: Request, principal: Principal, operation: str, resource_type: str,
            resource: str, project: ProjectRow) -> None:
     services.audit.record(AuditEvent(operation, resource_type, resource, principal.name, project.id,
@@ -278,7 +289,8 @@ def _include_all(terms: dict[str, Term]) -> bool:
 async def _artifact_page(request: Request, response: Response, services: Services, paging: Paging,
                          candidates: list[Candidate], terms: dict[str, Term], sort: str | None,
                          with_tag: bool, with_accessory: bool,
-                         latest_in_repository: bool = False) -> list[dict[str, Any]]:
+                         latest_in_repository: bool = False, with_immutable_status: bool = False,
+                         ) -> list[dict[str, Any]]:
     selected = _select_artifacts(candidates, terms)
     if latest_in_repository and ("media_type" in terms or "artifact_type" in terms):
         latest: dict[int, Candidate] = {}
@@ -290,7 +302,8 @@ async def _artifact_page(request: Request, response: Response, services: Service
     ordered = _sorted(selected, sort, ARTIFACT_SORT, ARTIFACT_DEFAULT_SORT)
     page = _page(request, response, paging, ordered)
     arts = await services.artifacts.assemble(page, with_accessory=with_accessory)
-    return [artifact_json(a, with_tag=with_tag) for a in arts]
+    immutable = await _immutable(services, with_tag and with_immutable_status, ((a.row, a.tags) for a in arts))
+    return [artifact_json(a, with_tag=with_tag, immutable=immutable) for a in arts]
 
 
 # -- tags of an artifact ------------------------------------------------------------------------
@@ -309,7 +322,9 @@ async def list_tags(request: Request, response: Response, project_name: str, rep
     keys: dict[str, Callable[[TagRow], Any]] = {"name": lambda t: t.name, "push_time": lambda t: t.updated_at,
                                                  "id": tag_id}
     ordered = _sorted(selected, sort, keys, "-push_time,name")
-    return [tag_json(t, art) for t in _page(request, response, paging, ordered)]
+    page = _page(request, response, paging, ordered)
+    immutable = await _immutable(services, with_immutable_status, [(art, page)])
+    return [tag_json(t, art, immutable) for t in page]
 
 
 @router.post(ARTIFACT + "/tags", status_code=201)
@@ -353,10 +368,11 @@ async def list_accessories(request: Request, response: Response, project_name: s
 @router.get(ARTIFACT)
 async def get_artifact(project_name: str, repository_name: str, reference: str, services: ServicesDep,
                        principal: PrincipalDep, with_tag: bool = True, with_label: bool = False,
-                       with_accessory: bool = False) -> dict[str, Any]:
+                       with_accessory: bool = False, with_immutable_status: bool = False) -> dict[str, Any]:
     _, repo = await _repository(services, principal, project_name, repository_name, "artifact:read")
     art = await services.artifacts.get(repo, reference, with_accessory=with_accessory)
-    return artifact_json(art, with_tag=with_tag)
+    immutable = await _immutable(services, with_tag and with_immutable_status, [(art.row, art.tags)])
+    return artifact_json(art, with_tag=with_tag, immutable=immutable)
 
 
 @router.delete(ARTIFACT)
@@ -372,13 +388,13 @@ async def delete_artifact(request: Request, project_name: str, repository_name: 
 async def list_artifacts(request: Request, response: Response, project_name: str, repository_name: str,
                          services: ServicesDep, principal: PrincipalDep, paging: PagingDep, q: str | None = None,
                          sort: str | None = None, with_tag: bool = True, with_label: bool = False,
-                         with_accessory: bool = False) -> list[dict[str, Any]]:
+                         with_accessory: bool = False, with_immutable_status: bool = False) -> list[dict[str, Any]]:
     _, repo = await _repository(services, principal, project_name, repository_name, "artifact:list")
     terms = _terms(q, ARTIFACT_Q)
     candidates = await services.artifacts.candidates(
         repository_id=repo.id, include_all=_include_all(terms), with_content="media_type" in terms or "type" in terms)
     return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
-                                with_accessory)
+                                with_accessory, with_immutable_status=with_immutable_status)
 
 
 @router.get("/projects/{project_name_or_id}/artifacts")
@@ -386,7 +402,7 @@ async def list_project_artifacts(request: Request, response: Response, project_n
                                  services: ServicesDep, principal: PrincipalDep, paging: PagingDep,
                                  q: str | None = None, sort: str | None = None, with_tag: bool = True,
                                  with_label: bool = False, with_accessory: bool = False,
-                                 latest_in_repository: bool = False,
+                                 latest_in_repository: bool = False, with_immutable_status: bool = False,
                                  x_is_resource_name: IsResourceName = None) -> list[dict[str, Any]]:
     project = await project_for(services, principal, project_name_or_id, "artifact:list", x_is_resource_name)
     terms = _terms(q, (*ARTIFACT_Q, "repository_name"))
@@ -394,7 +410,7 @@ async def list_project_artifacts(request: Request, response: Response, project_n
         project_id=project.id, include_all=_include_all(terms),
         with_content="media_type" in terms or "type" in terms)
     return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
-                                with_accessory, latest_in_repository)
+                                with_accessory, latest_in_repository, with_immutable_status)
 
 
 # -- repositories (after the artifact routes: their `:path` would swallow those) ----------------
@@ -405,20 +421,25 @@ async def list_repositories(request: Request, response: Response, project_name: 
                             principal: PrincipalDep, paging: PagingDep, q: str | None = None,
                             sort: str | None = None) -> list[dict[str, Any]]:
     project = await _project(services, principal, project_name, "repository:list")
-    terms = _terms(q, ("name", "id", "creation_time", "update_time", "pull_count", "artifact_count"))
+    ordered = select_repositories(await services.artifacts.repositories(project.id), q, sort)
+    return [repository_json(r) for r in _page(request, response, paging, ordered)]
+
+
+def select_repositories(repositories: list[RepositoryRow], q: str | None, sort: str | None) -> list[RepositoryRow]:
+    """Harbor's repository listing: `q` on name, id, times and counts; `sort`, newest first by default."""
+    terms = _terms(q, ("name", "id", "project_id", "creation_time", "update_time", "pull_count", "artifact_count"))
     selected = []
-    for repo in await services.artifacts.repositories(project.id):
-        fields = {"name": repo.name, "id": str(repo.id), "creation_time": _qtime(repo.created_at),
-                  "update_time": _qtime(repo.updated_at), "pull_count": str(repo.pull_count),
-                  "artifact_count": str(repo.artifact_count)}
+    for repo in repositories:
+        fields = {"name": repo.name, "id": str(repo.id), "project_id": str(repo.project_id),
+                  "creation_time": _qtime(repo.created_at), "update_time": _qtime(repo.updated_at),
+                  "pull_count": str(repo.pull_count), "artifact_count": str(repo.artifact_count)}
         if all(term.matches(fields[key]) for key, term in terms.items()):
             selected.append(repo)
     keys: dict[str, Callable[[RepositoryRow], Any]] = {
         "name": lambda r: r.name, "creation_time": lambda r: r.created_at, "update_time": lambda r: r.updated_at,
         "pull_count": lambda r: r.pull_count, "artifact_count": lambda r: r.artifact_count, "id": lambda r: r.id,
     }
-    ordered = _sorted(selected, sort, keys, "-creation_time,-id")
-    return [repository_json(r) for r in _page(request, response, paging, ordered)]
+    return _sorted(selected, sort, keys, "-creation_time,-id")
 
 
 @router.get(REPO)

@@ -93,3 +93,4 @@ async def project_for(services: Services, principal: Principal, name_or_id: str,
 
 
 IsResourceName = Annotated[str | None, Header(alias="X-Is-Resource-Name")]
+ResourceNameInLocation = Annotated[bool, Header(alias="X-Resource-Name-In-Location")]

@@ -19,6 +19,7 @@ HARBOR_ERRORS: dict[type[e.PortsideError], tuple[str, int]] = {
     e.InvalidDigest: ("BAD_REQUEST", 400),
     e.Unauthorized: ("UNAUTHORIZED", 401),
     e.Denied: ("FORBIDDEN", 403),
+    e.TagImmutable: ("PRECONDITION", 412),  # Harbor's API answers 412 here; /v2 keeps 403 DENIED
     e.QuotaExceeded: ("FORBIDDEN", 403),
     e.NotFound: ("NOT_FOUND", 404),
     e.RepositoryUnknown: ("NOT_FOUND", 404),

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for, require_signed_in
+from portside.api.deps import (
+    IsResourceName,
+    PrincipalDep,
+    ResourceNameInLocation,
+    ServicesDep,
+    project_for,
+    require_signed_in,
+)
 from portside.api.pagination import PagingDep, set_page_headers
 from portside.api.query import parse_q
 from portside.api.timefmt import iso
@@ -115,8 +122,8 @@ def _sorted(items: list[ProjectRow], sort: str | None) -> list[ProjectRow]:
 
 
 @router.post("/projects", status_code=201)
-async def create_project(request: Request, body: ProjectReq, services: ServicesDep,
-                         principal: PrincipalDep) -> Response:
+async def create_project(request: Request, body: ProjectReq, services: ServicesDep, principal: PrincipalDep,
+                         name_in_location: ResourceNameInLocation = False) -> Response:
     require_signed_in(principal)
     if not body.project_name:
         raise Invalid("project_name is required")
@@ -125,7 +132,8 @@ async def create_project(request: Request, body: ProjectReq, services: ServicesD
     project = await services.project_admin.create(body.project_name, public=body.public, metadata=body.metadata,
                                                   storage_limit=limit, owner=principal)
     _audit(services, request, principal, "create", project)
-    return Response(status_code=201, headers={"Location": f"/api/v2.0/projects/{project.id}"})
+    named = project.name if name_in_location else project.id
+    return Response(status_code=201, headers={"Location": f"/api/v2.0/projects/{named}"})
 
 
 @router.get("/projects/{project_name_or_id}")

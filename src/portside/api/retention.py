@@ -113,8 +113,13 @@ def execution_json(e: ExecutionRow) -> dict[str, Any]:
             "dry_run": bool(e.params.get("dry_run", False))}
 
 
+def _short(repository: str) -> str:
+    """Harbor names a task's repository without its project."""
+    return repository.partition("/")[2] or repository
+
+
 def task_json(t: TaskRow, result: dict[str, Any]) -> dict[str, Any]:
-    return {"id": t.id, "execution_id": t.execution_id, "repository": t.params.get("repository", ""),
+    return {"id": t.id, "execution_id": t.execution_id, "repository": _short(str(t.params.get("repository", ""))),
             "job_id": str(t.id), "status": t.status, "status_code": STATUS_CODES.get(t.status, 0),
             "status_revision": t.attempts, "start_time": iso(t.start_time), "end_time": iso(t.end_time),
             "total": int(result.get("total", 0)), "retained": int(result.get("retained", 0))}

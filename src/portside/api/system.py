@@ -1,17 +1,18 @@
-"""/systeminfo, /health, /statistics and /search (Harbor's `GeneralInfo`, `OverallHealthStatus`,
-`Statistic` and `Search` shapes)."""
+"""/systeminfo, /systeminfo/volumes, /health, /statistics and /search (Harbor's `GeneralInfo`, `SystemInfo`,
+`OverallHealthStatus`, `Statistic` and `Search` shapes)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
 from portside import __version__
-from portside.api.deps import PrincipalDep, ServicesDep, require_signed_in
+from portside.api.deps import PrincipalDep, ServicesDep, require_signed_in, require_sysadmin
 from portside.api.projects import project_json
 from portside.api.timefmt import iso
 
@@ -51,6 +52,14 @@ async def system_info(request: Request, services: ServicesDep, principal: Princi
         "read_only": False,
         "notification_enable": False,
     }
+
+
+@router.get("/systeminfo/volumes")
+async def system_volumes(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Total and free bytes of the filesystem holding the blob store (Harbor's `SystemInfo`)."""
+    require_sysadmin(principal)
+    usage = await asyncio.to_thread(shutil.disk_usage, services.settings.storage_root)
+    return {"storage": [{"total": usage.total, "free": usage.free}]}
 
 
 async def _component(name: str, check: Any) -> dict[str, str]:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from portside.errors import BlobUnknown, Conflict, InUse, NotFound
+from portside.errors import BlobUnknown, Conflict, InUse, Invalid, NotFound
 from portside.metadata.artifacts import ArtifactQueries, ArtifactRow, RepositoryRow, TagRow
 from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
@@ -149,6 +150,10 @@ class ArtifactService:
     async def repositories(self, project_id: int) -> list[RepositoryRow]:
         async with self.db.read() as conn:
             return await self.queries.repositories(conn, project_id)
+
+    async def repositories_in(self, project_ids: Collection[int] | None) -> list[RepositoryRow]:
+        async with self.db.read() as conn:
+            return await self.queries.repositories_in(conn, project_ids)
 
     async def repository(self, project_id: int, name: str) -> RepositoryRow:
         async with self.db.read() as conn:
@@ -309,6 +314,24 @@ class ArtifactService:
             root = await self._resolve(conn, repo, reference)
             await self._delete_deeply(conn, root, is_root=True, depth=0)
         return root
+
+    async def delete_in_project(self, project_id: int, project_name: str, digest: str) -> ArtifactRow:
+        """Delete by digest at the project level (what cleanup scripts call): the artifact goes from the
+        one repository holding it; when several do, nothing is deleted and Conflict names them."""
+        if not looks_like_digest(digest):
+            raise Invalid(f"{digest!r} is not a digest: this endpoint deletes by digest (sha256:...)")
+        parsed = str(Digest.parse(digest))
+        async with self.db.write() as conn:
+            found = await self.queries.artifacts_with_digest(conn, project_id, parsed)
+            if not found:
+                raise NotFound(f"artifact {parsed} not found in project {project_name}")
+            holders = sorted({a.repository_name for a in found})
+            if len(holders) > 1:
+                raise Conflict(f"artifact {parsed} is in {len(holders)} repositories of project {project_name}: "
+                               f"{', '.join(holders)}; delete it from one of them with DELETE "
+                               "/api/v2.0/projects/{project}/repositories/{repository}/artifacts/{digest}")
+            await self._delete_deeply(conn, found[0], is_root=True, depth=0)
+        return found[0]
 
     async def _delete_deeply(self, conn: AsyncConnection, art: ArtifactRow, *, is_root: bool, depth: int) -> None:
         if not is_root and await self.queries.tags(conn, manifest_id=art.id):

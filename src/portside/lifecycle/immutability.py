@@ -220,6 +220,17 @@ class ImmutabilityService:
             raise TagImmutable(f"repository {repository} holds the immutable tag {tag} ({rule.describe()}): "
                                "it cannot be deleted")
 
+    async def immutable_tags(self, tags: Iterable[tuple[int, str, str]]) -> set[tuple[int, str]]:
+        """Of (repository id, repository name, tag) triples, the (repository id, tag) pairs an enabled
+        rule protects: what listings report as a tag's `immutable`."""
+        out: set[tuple[int, str]] = set()
+        async with self.db.read() as conn:
+            for repo_id, repository, tag in tags:
+                active = await self._rules_for(conn, repo_id)
+                if active and first_match(active, relative_repository(repository)[1], tag) is not None:
+                    out.add((repo_id, tag))
+        return out
+
     async def protected(self, conn: AsyncConnection, repo_id: int, repository: str) -> dict[int, str]:
         """Manifest id -> why, for every manifest of the repository that carries an immutable tag."""
         active = await self._rules_for(conn, repo_id)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
-from portside.errors import Conflict, Invalid, NotFound
+from portside.errors import Conflict, Invalid, NotEmpty, NotFound
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries, ProjectRow
 
@@ -27,13 +27,40 @@ def check_project_name(name: str) -> str:
     return name
 
 
+BOOLEAN_KEYS = frozenset({"public", "enable_content_trust", "enable_content_trust_cosign", "prevent_vul",
+                          "auto_scan", "auto_sbom_generation", "reuse_sys_cve_allowlist"})
+SEVERITIES = ("none", "low", "medium", "high", "critical")
+# Kept by the retention endpoints; the metadata endpoints show it but do not write it (as Harbor).
+READ_ONLY_KEYS = frozenset({"retention_id"})
+_TRUE, _FALSE = frozenset({"1", "t", "true"}), frozenset({"0", "f", "false"})
+
+
+def metadata_value(key: str, value: Any) -> str:
+    """One metadata value in Harbor's stored form: "true"/"false", a lowercase severity, a number."""
+    if key not in METADATA_KEYS:
+        raise Invalid(f"unknown project metadata key {key!r}; known keys: {sorted(METADATA_KEYS)}")
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, (str, int)):
+        text = str(value).strip()
+    else:
+        raise Invalid(f"metadata {key}: expected a string, got {type(value).__name__}")
+    if key in BOOLEAN_KEYS:
+        if text.lower() in _TRUE | _FALSE:
+            return "true" if text.lower() in _TRUE else "false"
+        raise Invalid(f"metadata {key}: {text!r} is not true or false")
+    if key == "severity":
+        if text.lower() in SEVERITIES:
+            return text.lower()
+        raise Invalid(f"metadata severity: {text!r} is not one of {', '.join(SEVERITIES)}")
+    if not text.lstrip("-").isdigit() or (key == "retention_id" and text.startswith("-")):
+        raise Invalid(f"metadata {key}: {text!r} is not a whole number")
+    return str(int(text))
+
+
 def normalize_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in (metadata or {}).items():
-        if key not in METADATA_KEYS:
-            raise Invalid(f"unknown project metadata key {key!r}; known keys: {sorted(METADATA_KEYS)}")
-        out[key] = str(value).lower() if isinstance(value, bool) else str(value)
-    return out
+    """Validated metadata; keys given as null are left unset."""
+    return {key: metadata_value(key, value) for key, value in (metadata or {}).items() if value is not None}
 
 
 class ProjectService:
@@ -95,8 +122,65 @@ class ProjectService:
         assert found is not None
         return found
 
+    # -- metadata (Harbor's /projects/{id}/metadatas) ------------------------------------------------
+
+    @staticmethod
+    def metadata(project: ProjectRow) -> dict[str, str]:
+        return {**project.settings, "public": str(project.public).lower()}
+
+    async def add_metadata(self, project: ProjectRow, metadata: dict[str, Any]) -> ProjectRow:
+        """Add keys the project does not have yet (Conflict for one it has)."""
+        return await self._change_metadata(project, metadata, reject_existing=True)
+
+    async def set_metadata(self, project: ProjectRow, name: str, metadata: dict[str, Any]) -> ProjectRow:
+        """Set one key; the body names it, as in Harbor ({"auto_scan": "true"})."""
+        if set(metadata) != {name}:
+            raise Invalid(f"the body must hold exactly the key {name!r}, e.g. {{{name!r}: \"true\"}}")
+        return await self._change_metadata(project, metadata, reject_existing=False)
+
+    async def delete_metadata(self, project: ProjectRow, name: str) -> None:
+        if name == "public":
+            raise Invalid("public cannot be removed; set it to \"false\" instead")
+        if name in READ_ONLY_KEYS:
+            raise Invalid(f"{name} is kept by its own endpoints and cannot be removed here")
+        async with self.db.write() as conn:
+            current = await self.projects.by_id(project.id, conn)
+            if current is None:
+                raise NotFound(f"project {project.name} not found")
+            if name not in current.settings:
+                raise NotFound(f"project {project.name} has no metadata {name!r}")
+            settings = {k: v for k, v in current.settings.items() if k != name}
+            await self.projects.update(conn, project.id, settings=settings)
+
+    async def _change_metadata(self, project: ProjectRow, metadata: dict[str, Any],
+                               reject_existing: bool) -> ProjectRow:
+        if not metadata:
+            raise Invalid("the body must hold at least one metadata key")
+        for key in metadata:
+            if key in READ_ONLY_KEYS:
+                raise Invalid(f"{key} is kept by its own endpoints and cannot be set here")
+            if metadata[key] is None:
+                raise Invalid(f"metadata {key}: expected a string, got null")
+        values = normalize_metadata(metadata)
+        async with self.db.write() as conn:
+            current = await self.projects.by_id(project.id, conn)
+            if current is None:
+                raise NotFound(f"project {project.name} not found")
+            present = set(self.metadata(current))
+            if reject_existing and present & set(values):
+                raise Conflict(f"project {project.name} already has metadata {', '.join(sorted(present & set(values)))}"
+                               "; change it with PUT .../metadatas/{name}")
+            settings = {**current.settings, **values}
+            changes: dict[str, Any] = {"settings": settings}
+            if "public" in values:
+                changes["public"] = values["public"] == "true"
+            await self.projects.update(conn, project.id, **changes)
+        found = await self.projects.by_id(project.id)
+        assert found is not None
+        return found
+
     async def delete(self, project: ProjectRow) -> None:
         async with self.db.write() as conn:
             if await self.projects.repository_count(conn, project.id):
-                raise Conflict(f"project {project.name!r} still has repositories; delete them first")
+                raise NotEmpty(f"project {project.name!r} still has repositories; delete them first")
             await self.projects.delete(conn, project.id)

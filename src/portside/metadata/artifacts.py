@@ -8,7 +8,7 @@ those unless asked for `base=*`. Write methods take the open transaction from `D
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,6 +117,13 @@ class ArtifactQueries:
         query = self._repositories().where(repos.c.project_id == project_id).order_by(repos.c.id)
         return [_repository(r) for r in await conn.execute(query)]
 
+    async def repositories_in(self, conn: AsyncConnection, project_ids: Collection[int] | None) -> list[RepositoryRow]:
+        """Repositories of the given projects (None: of every project)."""
+        query = self._repositories().where(repos.c.project_id.is_not(None))
+        if project_ids is not None:
+            query = query.where(repos.c.project_id.in_(sorted(project_ids)))
+        return [_repository(r) for r in await conn.execute(query.order_by(repos.c.id))]
+
     async def repository(self, conn: AsyncConnection, name: str) -> RepositoryRow | None:
         row = (await conn.execute(self._repositories().where(repos.c.name == name))).first()
         return _repository(row) if row else None
@@ -160,6 +167,11 @@ class ArtifactQueries:
         row = (await conn.execute(self._artifacts().where(
             manifests.c.repository_id == repo_id, manifests.c.digest == digest))).first()
         return _artifact(row) if row else None
+
+    async def artifacts_with_digest(self, conn: AsyncConnection, project_id: int, digest: str) -> list[ArtifactRow]:
+        """The manifests with this digest in any repository of the project."""
+        query = self._artifacts().where(repos.c.project_id == project_id, manifests.c.digest == digest)
+        return [_artifact(r) for r in await conn.execute(query.order_by(manifests.c.id))]
 
     async def artifact_by_tag(self, conn: AsyncConnection, repo_id: int, tag: str) -> ArtifactRow | None:
         query = self._artifacts().join(tags, tags.c.manifest_id == manifests.c.id).where(

@@ -1,0 +1,75 @@
+"""/projects/{project_name_or_id}/metadatas: a project's metadata one key at a time (Harbor's
+projectMetadata endpoints; values are strings such as "true" or "high")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request, Response
+
+from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
+from portside.audit.recorder import AuditEvent
+from portside.auth.principal import Principal
+from portside.clientinfo import client_ip
+from portside.errors import NotFound
+from portside.metadata.projects import ProjectRow
+from portside.services import Services
+
+router = APIRouter(tags=["projectMetadata"])
+
+METADATAS = "/projects/{project_name_or_id}/metadatas"
+MetadataBody = Body(default_factory=dict)
+
+
+def _audit(services: Services, request: Request, principal: Principal, project: ProjectRow) -> None:
+    services.audit.record(AuditEvent("update", "project", project.name, principal.name, project.id,
+                                     client_ip=client_ip(request)))
+
+
+# Harbor's swagger lists the collection with a trailing slash; clients send either form.
+@router.get(METADATAS)
+@router.get(METADATAS + "/", include_in_schema=False)
+async def list_metadatas(project_name_or_id: str, services: ServicesDep, principal: PrincipalDep,
+                         x_is_resource_name: IsResourceName = None) -> dict[str, str]:
+    project = await project_for(services, principal, project_name_or_id, "project:read", x_is_resource_name)
+    return services.project_admin.metadata(project)
+
+
+@router.post(METADATAS)
+@router.post(METADATAS + "/", include_in_schema=False)
+async def add_metadatas(request: Request, project_name_or_id: str, services: ServicesDep, principal: PrincipalDep,
+                        metadata: dict[str, Any] = MetadataBody,
+                        x_is_resource_name: IsResourceName = None) -> Response:
+    project = await project_for(services, principal, project_name_or_id, "metadata:create", x_is_resource_name)
+    await services.project_admin.add_metadata(project, metadata)
+    _audit(services, request, principal, project)
+    return Response(status_code=200)
+
+
+@router.get(METADATAS + "/{meta_name}")
+async def get_metadata(project_name_or_id: str, meta_name: str, services: ServicesDep, principal: PrincipalDep,
+                       x_is_resource_name: IsResourceName = None) -> dict[str, str]:
+    project = await project_for(services, principal, project_name_or_id, "project:read", x_is_resource_name)
+    found = services.project_admin.metadata(project)
+    if meta_name not in found:
+        raise NotFound(f"project {project.name} has no metadata {meta_name!r}")
+    return {meta_name: found[meta_name]}
+
+
+@router.put(METADATAS + "/{meta_name}")
+async def update_metadata(request: Request, project_name_or_id: str, meta_name: str, services: ServicesDep,
+                          principal: PrincipalDep, metadata: dict[str, Any] = MetadataBody,
+                          x_is_resource_name: IsResourceName = None) -> Response:
+    project = await project_for(services, principal, project_name_or_id, "metadata:update", x_is_resource_name)
+    await services.project_admin.set_metadata(project, meta_name, metadata)
+    _audit(services, request, principal, project)
+    return Response(status_code=200)
+
+
+@router.delete(METADATAS + "/{meta_name}")
+async def delete_metadata(request: Request, project_name_or_id: str, meta_name: str, services: ServicesDep,
+                          principal: PrincipalDep, x_is_resource_name: IsResourceName = None) -> Response:
+    project = await project_for(services, principal, project_name_or_id, "metadata:delete", x_is_resource_name)
+    await services.project_admin.delete_metadata(project, meta_name)
+    _audit(services, request, principal, project)
+    return Response(status_code=200)
