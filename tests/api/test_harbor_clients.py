@@ -230,3 +230,148 @@ async def _harborapi(server: RunningServer, registry: Registry) -> None:
     await client.delete_project(project)
     with pytest.raises(NotFound):
         await client.get_project(project)
+
+
+# -- harbor-api-client (generated from Harbor's swagger) ------------------------------------------
+
+
+def test_harbor_api_client(auth_server: RunningServer, registry: Registry) -> None:
+    import harbor_client as hc
+    from harbor_client.rest import ApiException
+
+    def refused(status: int, call: Callable[[], object]) -> None:
+        with pytest.raises(ApiException) as caught:
+            call()
+        assert caught.value.status == status, caught.value.body
+
+    project, username, robot_name = names()
+    config = hc.Configuration()
+    config.host = f"{auth_server.url}/api/v2.0"
+    config.username, config.password = "admin", ADMIN_PASSWORD
+    client = hc.ApiClient(config)
+    projects, repositories, artifacts = hc.ProjectApi(client), hc.RepositoryApi(client), hc.ArtifactApi(client)
+    assert hc.PingApi(client).get_ping() == "Pong"
+
+    # projects
+    _, status, headers = projects.create_project_with_http_info(
+        hc.ProjectReq(project_name=project, metadata=hc.ProjectMetadata(public="false")))
+    pid = projects.get_project(project).project_id
+    assert status == 201 and headers["Location"] == f"/api/v2.0/projects/{pid}"
+    projects.head_project(project_name=project)
+    assert [p.name for p in projects.list_projects(q=f"name={project}")] == [project]
+    projects.update_project(project, hc.ProjectReq(metadata=hc.ProjectMetadata(auto_scan="true")))
+    assert projects.get_project(str(pid), x_is_resource_name=False).metadata.auto_scan == "true"
+    metadatas = hc.ProjectMetadataApi(client)
+    metadatas.add_project_metadatas(project, metadata={"severity": "high"})
+    assert metadatas.get_project_metadata(project, "severity") == {"severity": "high"}
+    metadatas.update_project_metadata(project, "severity", metadata={"severity": "low"})
+    metadatas.delete_project_metadata(project, "severity")
+    assert "severity" not in metadatas.list_project_metadatas(project)
+
+    # repositories, artifacts, tags (repository names as Harbor's docs say to pass them: slashes encoded)
+    first = registry.push(f"{project}/team/app", "1.0")
+    second = registry.push(f"{project}/team/app", "2.0")
+    registry.push(f"{project}/web", "latest")
+    assert {r.name for r in repositories.list_repositories(project)} == {f"{project}/team/app", f"{project}/web"}
+    assert f"{project}/web" in {r.name for r in repositories.list_all_repositories(q=f"name=~{project}/")}
+    assert repositories.get_repository(project, "team%2Fapp").artifact_count == 2
+    listed = artifacts.list_artifacts(project, "team%2Fapp", with_immutable_status=True)
+    assert {a.digest for a in listed} == {first.digest, second.digest}
+    assert artifacts.get_artifact(project, "team%2Fapp", "1.0").digest == first.digest
+    artifacts.create_tag(project, "team%2Fapp", first.digest, hc.Tag(name="stable"))
+    assert {t.name for t in artifacts.list_tags(project, "team%2Fapp", first.digest)} == {"1.0", "stable"}
+    artifacts.delete_tag(project, "team%2Fapp", first.digest, "stable")
+    artifacts.delete_artifact(project, "team%2Fapp", "2.0")
+    refused(404, lambda: artifacts.get_artifact(project, "team%2Fapp", second.digest))
+
+    # users and members
+    users = hc.UserApi(client)
+    users.create_user(hc.UserCreationReq(username=username, email=f"{username}@example.com", realname="H C",
+                                         password="Passw0rd!Passw0rd"))
+    (user,) = users.list_users(q=f"username={username}")
+    users.update_user_profile(user.user_id, hc.UserProfile(email=f"{username}@example.org", realname="Renamed"))
+    assert users.get_user(user.user_id).realname == "Renamed"
+    members = hc.MemberApi(client)
+    members.create_project_member(project, project_member=hc.ProjectMember(
+        role_id=2, member_user=hc.UserEntity(username=username)))
+    member = {m.entity_name: m for m in members.list_project_members(project)}[username]
+    assert member.role_id == 2
+
+    # robots
+    robots = hc.RobotApi(client)
+    created = robots.create_robot(hc.RobotCreate(
+        name=robot_name, level="project", duration=-1,
+        permissions=[hc.RobotPermission(kind="project", namespace=project,
+                                        access=[hc.Access(resource="repository", action="pull")])]))
+    assert created.secret and created.id in {r.id for r in robots.list_robot(q=f"name=~{robot_name}")}
+    robots.delete_robot(created.id)
+
+    # quotas
+    quotas = hc.QuotaApi(client).list_quotas(reference="project", reference_id=str(pid))
+    assert len(quotas) == 1 and hc.QuotaApi(client).get_quota(quotas[0].id).id == quotas[0].id
+
+    # immutable tag rules
+    registry.push(f"{project}/team/app", "release-1")
+    immutable = hc.ImmutableApi(client)
+    immutable.create_immu_rule(project, hc.ImmutableRule(
+        action="immutable", template="immutable_template", disabled=False,
+        tag_selectors=[hc.ImmutableSelector(kind="doublestar", decoration="matches", pattern="release-*")],
+        scope_selectors={"repository": [hc.ImmutableSelector(kind="doublestar", decoration="repoMatches",
+                                                             pattern="**")]}))
+    (rule,) = immutable.list_immu_rules(project)
+    refused(412, lambda: artifacts.delete_artifact(project, "team%2Fapp", "release-1"))
+    tags = artifacts.list_tags(project, "team%2Fapp", "release-1", with_immutable_status=True)
+    assert [(t.name, t.immutable) for t in tags] == [("release-1", True)]
+
+    # retention: create a policy, run it (dry), its executions and tasks
+    retention = hc.RetentionApi(client)
+    retention.create_retention(hc.RetentionPolicy(
+        algorithm="or", scope=hc.RetentionPolicyScope(level="project", ref=pid),
+        trigger=hc.RetentionRuleTrigger(kind="Schedule", settings={"cron": ""}),
+        rules=[hc.RetentionRule(action="retain", template="latestPushedK", params={"latestPushedK": 1},
+                                tag_selectors=[hc.RetentionSelector(kind="doublestar", decoration="matches",
+                                                                    pattern="**")],
+                                scope_selectors={"repository": [hc.RetentionSelector(
+                                    kind="doublestar", decoration="repoMatches", pattern="**")]})]))
+    policy_id = int(projects.get_project(project).metadata.retention_id)
+    retention.trigger_retention_execution(policy_id, body={"dry_run": True})
+    execution = eventually(lambda: next((e for e in retention.list_retention_executions(policy_id)
+                                         if e.status in ("Success", "Failed", "Stopped")), None),
+                           "the retention run")
+    assert execution.status == "Success" and execution.dry_run is True
+    tasks = retention.list_retention_tasks(policy_id, execution.id)
+    assert {t.repository for t in tasks} == {"team/app", "web"}
+
+    # garbage collection: the schedule, a manual dry run, the history
+    gc = hc.GcApi(client)
+    gc.get_gc_schedule()
+    gc.create_gc_schedule(hc.Schedule(schedule=hc.ScheduleObj(type="Manual"),
+                                      parameters={"delete_untagged": False, "dry_run": True}))
+    assert gc.get_gc_history()
+
+    # audit logs, volumes, permissions
+    assert hc.AuditlogApi(client).list_audit_logs(q=f"resource=~{project}")
+    assert hc.SysteminfoApi(client).get_volumes().storage[0].total > 0
+    granted = users.get_current_user_permissions(scope=f"/project/{pid}", relative=True)
+    assert ("repository", "push") in {(p.resource, p.action) for p in granted}
+
+    # the article: its retention PUT on the project, and clean_old_images.py (list, then delete by digest)
+    client.call_api(f"/projects/{pid}/retention", "PUT", body=ARTICLE_RETENTION, auth_settings=["basic"],
+                    header_params={"Content-Type": "application/json"})
+    for artifact in projects.list_artifacts_of_project(str(pid)):
+        if older_than(artifact.push_time.strftime('%Y-%m-%dT%H:%M:%SZ'), 0) and artifact.repository_name.endswith(
+                "/web"):
+            client.call_api(f"/projects/{pid}/artifacts/{artifact.digest}", "DELETE", auth_settings=["basic"])
+    assert artifacts.list_artifacts(project, "web") == []
+
+    # deletes: a project with repositories refuses (412), then goes once emptied
+    members.delete_project_member(project, member.id)
+    users.delete_user(user.user_id)
+    refused(404, lambda: users.get_user(user.user_id))
+    refused(412, lambda: projects.delete_project(project))
+    refused(409, lambda: projects.create_project(hc.ProjectReq(project_name=project)))
+    immutable.delete_immu_rule(project, rule.id)
+    for repository in repositories.list_repositories(project):
+        repositories.delete_repository(project, repository.name.partition("/")[2].replace("/", "%2F"))
+    projects.delete_project(project)
+    refused(404, lambda: projects.get_project(project))
