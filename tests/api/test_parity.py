@@ -215,3 +215,16 @@ def test_delete_by_digest_at_the_project_level(api: httpx.Client, registry: Regi
         {"kind": "doublestar", "decoration": "matches", "pattern": "2.*"}]}), 201)
     r = api.delete(f"{API}/projects/{project}/artifacts/{keep.digest}", headers={"X-Is-Resource-Name": "true"})
     assert r.status_code == 412 and error_code(r) == "PRECONDITION", r.text
+
+
+def test_grantable_permissions_for_administrators(api: httpx.Client, anon: httpx.Client,
+                                                 auth_server: RunningServer) -> None:
+    found = ok(api.get(f"{API}/permissions")).json()
+    assert {"resource": "repository", "action": "pull"} in found["project"]
+    assert {"resource": "repository", "action": "push"} in found["system"]
+    assert anon.get(f"{API}/permissions").status_code == 401
+    project = new_project(api)
+    with user_client(auth_server, api, project, "developer") as dev:
+        assert dev.get(f"{API}/permissions").status_code == 403
+    with user_client(auth_server, api, project, "projectAdmin") as owner:
+        assert ok(owner.get(f"{API}/permissions")).json() == found

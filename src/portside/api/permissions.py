@@ -1,4 +1,5 @@
-"""/users/current/permissions: what the caller may do within a scope (`/project/{id}` or `/system`), as
+"""/permissions: the resource/action pairs robot accounts may be granted (Harbor's `Permissions`, for
+administrators). /users/current/permissions: what the caller may do within a scope (`/project/{id}` or `/system`), as
 Harbor's `Permission` list ({"resource": "/project/1/repository", "action": "push"}); with `relative=true`
 the resources are given relative to the scope ("repository", or "." for the project itself).
 """
@@ -11,7 +12,9 @@ from fastapi import APIRouter
 
 from portside.api.deps import PrincipalDep, ServicesDep, require_signed_in
 from portside.auth.principal import Principal
-from portside.errors import Invalid, NotFound
+from portside.auth.roles import Role
+from portside.errors import Denied, Invalid, NotFound
+from portside.management.robots import RESOURCES
 from portside.services import Services
 
 router = APIRouter(tags=["user"])
@@ -26,6 +29,23 @@ SYSADMIN = frozenset({
     "user:create", "user:read", "user:update", "user:delete", "user:list",
 })
 EVERYONE = frozenset({"project:create"})  # any signed-in user may create projects
+
+
+@router.get("/permissions")
+async def grantable_permissions(services: ServicesDep, principal: PrincipalDep) -> dict[str, list[dict[str, str]]]:
+    require_signed_in(principal)
+    if not principal.sysadmin and not await _administers_a_project(services, principal):
+        raise Denied("only system and project administrators may list the grantable permissions")
+    pairs = [{"resource": resource, "action": action}
+             for resource in sorted(RESOURCES) for action in sorted(RESOURCES[resource])]
+    return {"system": pairs, "project": pairs}
+
+
+async def _administers_a_project(services: Services, principal: Principal) -> bool:
+    if principal.kind != "user" or principal.id is None:
+        return False
+    roles = await services.projects.roles_of_user(principal.id)
+    return Role.PROJECT_ADMIN in roles.values()
 
 
 @router.get("/users/current/permissions")
