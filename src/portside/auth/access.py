@@ -156,7 +156,7 @@ class AccessService:
         elif principal.kind == "robot":
             for grant in principal.grants:
                 if grant.kind == "project" and grant.namespace in (project.name, "*"):
-                    granted |= _expand_wildcards(grant.permissions)
+                    granted |= expand_wildcards(grant.permissions)
         return frozenset(granted)
 
     async def repository_actions(self, principal: Principal, repository: str) -> set[str]:
@@ -215,7 +215,7 @@ def _parse_scope(scope: str) -> list[tuple[str, str, set[str]]]:
     return out
 
 
-def _expand_wildcards(permissions: frozenset[str]) -> frozenset[str]:
+def expand_wildcards(permissions: frozenset[str]) -> frozenset[str]:
     """Harbor's action `*` (`repository:*`) matches every action on its resource."""
     wild = {p.partition(":")[0] for p in permissions if p.endswith(":*")}
     if not wild:
