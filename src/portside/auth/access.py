@@ -130,6 +130,14 @@ class AccessService:
         user = await self.accounts.user_by_name(subject)
         return Principal("user", user.username, user.id, sysadmin=user.sysadmin) if user else ANONYMOUS
 
+    async def principal_for_session(self, user_id: int, generation: int) -> Principal | None:
+        """The user a portal session names, while that session is still current (None once the user
+        signed out, changed password or admin flag, or was deleted)."""
+        user = await self.accounts.user_by_id_cached(user_id)
+        if user is None or user.session_generation != generation:
+            return None
+        return Principal("user", user.username, user.id, sysadmin=user.sysadmin)
+
     async def identify(self, header: str | None, client: str) -> tuple[Principal, Claims | None]:
         creds = parse_authorization(header)
         if creds.scheme == "none":
