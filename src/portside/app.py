@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portside.api.guard import BodyGuard
 from portside.audit.recorder import AuditRecorder
 from portside.auth.access import AccessService
 from portside.auth.sessions import SESSION_KEY_SETTING, SessionService, generate_session_key
@@ -222,8 +223,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/service/token", token, methods=["GET", "POST"]),
-            Mount("/api/v2.0", app=BuiltOnFirstUse(lambda: management_api(services))),
-            Mount("/c", app=BuiltOnFirstUse(lambda: portal_session_api(services))),
+            Mount("/api/v2.0", app=BodyGuard(BuiltOnFirstUse(lambda: management_api(services)), services,
+                                             require_sign_in=True)),
+            Mount("/c", app=BodyGuard(BuiltOnFirstUse(lambda: portal_session_api(services)), services,
+                                      require_sign_in=False)),  # the sign-in form: capped only
             *registry_routes,
         ],
         middleware=middleware,
