@@ -14,9 +14,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portside.api.guard import BodyGuard
 from portside.audit.recorder import AuditRecorder
 from portside.auth.access import AccessService
-from portside.auth.sessions import SessionService
+from portside.auth.sessions import SESSION_KEY_SETTING, SessionService, generate_session_key
 from portside.auth.throttle import LoginThrottle
 from portside.auth.tokens import KEY_SETTING, TokenService
 from portside.config import Settings
@@ -61,7 +62,8 @@ from portside.storage.filesystem import FilesystemBlobStore
 
 
 async def load_signing(settings: Settings, accounts: AccountQueries) -> tuple[TokenService, SessionService] | None:
-    """Token and session signers over the shared key (None in open mode, where nothing is signed)."""
+    """The registry token signer and the portal session signer, each with its own key (None in open
+    mode, where nothing is signed)."""
     if settings.open_registry:
         return None
     if settings.auth.token_key_file is not None:
@@ -70,8 +72,11 @@ async def load_signing(settings: Settings, accounts: AccountQueries) -> tuple[To
         pem = await accounts.get_setting(KEY_SETTING) or ""
         if not pem:
             raise RuntimeError("no token signing key: start through `portside serve`, which creates one")
+    # `portside serve` creates it; a `portside worker` started on an older database makes it here.
+    session_key = (await accounts.get_setting(SESSION_KEY_SETTING)
+                   or await accounts.put_setting_once(SESSION_KEY_SETTING, generate_session_key()))
     return (TokenService(pem, service=settings.auth.service, ttl_seconds=settings.auth.token_ttl_seconds),
-            SessionService(pem, ttl_seconds=settings.auth.session_ttl_seconds))
+            SessionService(session_key, ttl_seconds=settings.auth.session_ttl_seconds))
 
 
 def database_for(settings: Settings) -> Database:
@@ -218,8 +223,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/service/token", token, methods=["GET", "POST"]),
-            Mount("/api/v2.0", app=BuiltOnFirstUse(lambda: management_api(services))),
-            Mount("/c", app=BuiltOnFirstUse(lambda: portal_session_api(services))),
+            Mount("/api/v2.0", app=BodyGuard(BuiltOnFirstUse(lambda: management_api(services)), services,
+                                             require_sign_in=True)),
+            Mount("/c", app=BodyGuard(BuiltOnFirstUse(lambda: portal_session_api(services)), services,
+                                      require_sign_in=False)),  # the sign-in form: capped only
             *registry_routes,
         ],
         middleware=middleware,

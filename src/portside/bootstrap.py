@@ -1,4 +1,4 @@
-"""First start: the admin account, the public `library` project and the token signing key.
+"""First start: the admin account, the public `library` project and the token and session signing keys.
 
 Runs once in the parent process before workers start; safe to run on every start and from several
 replicas at once (each step checks before it writes).
@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portside.auth.passwords import generate_secret, hash_secret
 from portside.auth.roles import Role
+from portside.auth.sessions import SESSION_KEY_SETTING, generate_session_key
 from portside.auth.tokens import KEY_SETTING, generate_key_pem
 from portside.config import Settings
 from portside.metadata.accounts import AccountQueries
@@ -44,6 +45,8 @@ async def _bootstrap(settings: Settings) -> str | None:
                 generated = None
         if settings.auth.token_key_file is None and await accounts.get_setting(KEY_SETTING) is None:
             await accounts.put_setting_once(KEY_SETTING, generate_key_pem())
+        if await accounts.get_setting(SESSION_KEY_SETTING) is None:  # also on upgrade from before it existed
+            await accounts.put_setting_once(SESSION_KEY_SETTING, generate_session_key())
     finally:
         await db.close()
     return generated

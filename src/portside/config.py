@@ -51,6 +51,11 @@ class RegistrySettings(_Section):
 
 
 @dataclass(frozen=True)
+class ApiSettings(_Section):
+    max_body_bytes: Annotated[int, Ge(1024)] = 1024 * 1024  # request bodies of /api/v2.0 and /c
+
+
+@dataclass(frozen=True)
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -108,6 +113,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     storage: FilesystemStorageSettings = field(default_factory=FilesystemStorageSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)

@@ -187,8 +187,9 @@ def test_bad_robot_requests(accounts: Accounts) -> None:
 
 @pytest.mark.parametrize("role", ["projectAdmin", "maintainer", "developer", "guest", "limitedGuest", None])
 def test_who_may_manage_project_robots(accounts: Accounts, role: str | None) -> None:
-    """projectAdmin creates, updates, refreshes and deletes its project's robots; maintainers may
-    only list and read them; other roles get 403; callers outside a private project get 404."""
+    """projectAdmin creates, updates, refreshes and deletes its project's robots; maintainers,
+    developers and guests may only list and read them (as in Harbor); limited guests get 403;
+    callers outside a private project get 404."""
     admin = accounts.admin
     project, project_id = accounts.project()
     caller = accounts.user()
@@ -209,8 +210,8 @@ def test_who_may_manage_project_robots(accounts: Accounts, role: str | None) -> 
     expected = {
         "projectAdmin": [200, 200, 201, 200, 200, 200],
         "maintainer": [200, 200, 403, 403, 403, 403],
-        "developer": [403] * 6,
-        "guest": [403] * 6,
+        "developer": [200, 200, 403, 403, 403, 403],
+        "guest": [200, 200, 403, 403, 403, 403],
         "limitedGuest": [403] * 6,
         None: [404] * 6,
     }[role]
@@ -296,3 +297,66 @@ def test_robot_push_is_limited_to_its_grant(accounts: Accounts) -> None:
     image = make_image()
     r = push_manifest(robot, f"{project}/app", "v1", image.body)
     assert r.status_code in (401, 403), r.text
+
+
+def project_access(project: str, *pairs: str) -> list[dict[str, Any]]:
+    """One project entry from `resource:action` pairs."""
+    return [{"kind": "project", "namespace": project,
+             "access": [{"resource": p.partition(":")[0], "action": p.partition(":")[2]} for p in pairs]}]
+
+
+def test_a_robot_grants_no_more_than_it_holds(accounts: Accounts) -> None:
+    """A developer-like robot that may create robots cannot make a project-admin robot, nor widen
+    itself; a narrower robot it may make."""
+    admin = accounts.admin
+    project, _ = accounts.project()
+    maker = create(admin, {**project_robot(project), "permissions": project_access(
+        project, "repository:pull", "repository:push", "robot:create", "robot:read", "robot:update")})
+    robot = accounts.client(maker["name"], maker["secret"])
+    wider = {**project_robot(project), "permissions": project_access(
+        project, "repository:pull", "member:create", "project:delete")}
+    message = error_message(robot.post(f"{API}/robots", json=wider), 403)
+    assert f"{project}/member:create" in message and f"{project}/repository:pull" not in message
+    error_message(robot.post(f"{API}/robots", json={**wider, "permissions": project_access(project, "repository:*")}),
+                  403)  # the wildcard spells out delete, which the robot lacks
+    narrower = robot.post(f"{API}/robots", json=project_robot(project, None, "pull"))
+    assert narrower.status_code == 201, narrower.text
+    # It may not widen itself, nor (holding robot:update) the robot it made.
+    own = admin.get(f"{API}/robots/{maker['id']}").json()
+    widened = project_access(project, "repository:pull", "repository:push", "robot:create", "robot:read",
+                             "robot:update", "repository:delete")
+    error_message(robot.put(f"{API}/robots/{maker['id']}", json={**own, "permissions": widened}), 403)
+    made = admin.get(f"{API}/robots/{narrower.json()['id']}").json()
+    error_message(robot.put(f"{API}/robots/{made['id']}",
+                            json={**made, "permissions": project_access(project, "repository:delete")}), 403)
+    assert admin.get(f"{API}/robots/{maker['id']}").json()["permissions"] == own["permissions"]
+    # Narrowing what it made is fine.
+    r = robot.put(f"{API}/robots/{made['id']}", json={**made, "description": "narrowed"})
+    assert r.status_code == 200, r.text
+
+
+def test_a_project_admin_grants_only_its_own_permissions(accounts: Accounts) -> None:
+    admin = accounts.admin
+    project, _ = accounts.project()
+    other, _ = accounts.project()
+    owner = accounts.user()
+    accounts.member(project, owner, "projectAdmin")
+    accounts.member(other, owner, "developer")
+    c = owner.client
+    made = c.post(f"{API}/robots", json={**project_robot(project), "permissions": project_access(
+        project, "repository:*", "member:create", "robot:list")})
+    assert made.status_code == 201, made.text
+    # Nothing in a project where it is a developer, nor in every project, nor system-wide.
+    error_message(c.post(f"{API}/robots", json=project_robot(other, None, "pull")), 403)
+    for entry, status in (({"kind": "project", "namespace": "*", "access": access("pull")}, 404),
+                          ({"kind": "system", "namespace": "/", "access": access("pull")}, 400)):
+        error_message(c.post(f"{API}/robots", json={**project_robot(project), "permissions": [entry]}), status)
+    # A robot made by a system administrator with more than the project admin holds: the project admin
+    # may still edit it, but not add what it lacks (a permission no project role has).
+    rich = create(admin, {**project_robot(project), "permissions": project_access(
+        project, "repository:pull", "scan:read")})
+    body = admin.get(f"{API}/robots/{rich['id']}").json()
+    assert c.put(f"{API}/robots/{rich['id']}", json={**body, "description": "edited"}).status_code == 200
+    more = project_access(project, "repository:pull", "scan:read", "helm-chart:read")
+    assert "helm-chart:read" in error_message(c.put(f"{API}/robots/{rich['id']}",
+                                                    json={**body, "permissions": more}), 403)

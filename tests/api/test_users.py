@@ -186,7 +186,8 @@ def test_sysadmin_flag(accounts: Accounts) -> None:
     error_message(accounts.admin.put(url, json={}), 400)
     assert promoted.client.put(f"{API}/users/{other.id}/sysadmin", json={"sysadmin_flag": True}).status_code == 200
     assert accounts.admin.put(url, json={"sysadmin_flag": False}).status_code == 200
-    error_message(promoted.client.get(f"{API}/users"), 403)
+    error_message(promoted.client.get(f"{API}/users"), 401)  # losing the flag ends the sessions
+    error_message(accounts.session(promoted.name, promoted.password).get(f"{API}/users"), 403)
 
 
 def test_delete_user(accounts: Accounts) -> None:
@@ -222,3 +223,48 @@ def test_user_changes_are_audited_without_secrets(accounts: Accounts, auth_serve
     entries = wait_for(fetch, lambda e: len(e) >= 3)
     assert sorted(e["operation"] for e in entries) == ["create", "delete", "update"]
     assert secret_password not in auth_server.log()
+
+
+def session_cookie(accounts: Accounts, name: str, password: str) -> tuple[httpx.Client, str]:
+    c = accounts.session(name, password)
+    return c, c.cookies["sid"]
+
+
+def with_cookie(accounts: Accounts, cookie: str) -> httpx.Client:
+    c = accounts.client()
+    c.cookies.set("sid", cookie)
+    return c
+
+
+def test_session_names_the_account_not_its_name(accounts: Accounts) -> None:
+    """The cookie of a deleted user does not act as a new user given the same name."""
+    doomed = accounts.user()
+    _, cookie = session_cookie(accounts, doomed.name, doomed.password)
+    assert accounts.admin.delete(f"{API}/users/{doomed.id}").status_code == 200
+    error_message(with_cookie(accounts, cookie).get(f"{API}/users/current"), 401)
+    reborn = accounts.user(doomed.name)
+    error_message(with_cookie(accounts, cookie).get(f"{API}/users/current"), 401)
+    assert reborn.client.get(f"{API}/users/current").json()["user_id"] == reborn.id
+
+
+def test_sign_out_and_password_change_end_every_session(accounts: Accounts) -> None:
+    user = accounts.user()
+    first, cookie = session_cookie(accounts, user.name, user.password)
+    assert first.get(f"{API}/users/current").status_code == 200
+    assert first.get("/c/log_out").status_code == 200
+    # The browser that signed out and every other session of the account (user.client) are out.
+    error_message(with_cookie(accounts, cookie).get(f"{API}/users/current"), 401)
+    error_message(user.client.get(f"{API}/users/current"), 401)
+
+    again, cookie = session_cookie(accounts, user.name, user.password)
+    bystander = accounts.session(user.name, user.password)
+    new = "Ch4nged-Password"
+    r = again.put(f"{API}/users/{user.id}/password", json={"old_password": user.password, "new_password": new})
+    assert r.status_code == 200, r.text
+    for c in (again, bystander, with_cookie(accounts, cookie)):
+        error_message(c.get(f"{API}/users/current"), 401)
+    assert accounts.session(user.name, new).get(f"{API}/users/current").status_code == 200
+    # An administrator's reset ends them too.
+    latest = accounts.session(user.name, new)
+    assert accounts.admin.put(f"{API}/users/{user.id}/password", json={"new_password": PASSWORD}).status_code == 200
+    error_message(latest.get(f"{API}/users/current"), 401)

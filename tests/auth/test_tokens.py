@@ -210,7 +210,7 @@ def test_forged_and_expired_tokens_are_rejected(auth_server: RunningServer, harb
 
 
 def test_portal_session_is_not_a_registry_token(auth_server: RunningServer, harbor: Harbor) -> None:
-    """The portal cookie is signed with the same key, for another audience: /v2 must not take it."""
+    """The portal cookie is signed with a key of its own, for another audience: /v2 must not take it."""
     session = harbor.api.cookies["sid"]
     with bearer_client(auth_server, session) as c:
         r = c.get("/v2/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -38,12 +39,15 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and services.sessions is not None:
         session = services.sessions.verify(cookie)
-        if session is None:
-            raise Unauthorized("the session has expired; sign in again")
-        if request.method in UNSAFE and request.headers.get(CSRF_HEADER) != session.csrf:
+        who = None
+        if session is not None:
+            who = await services.access.principal_for_session(session.user_id, session.generation)
+        if session is None or who is None:
+            raise Unauthorized("the session has ended; sign in again")
+        if request.method in UNSAFE and not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
             raise Denied("CSRF token missing or wrong: send the X-Harbor-CSRF-Token header from your session")
         request.state.csrf = session.csrf
-        return await services.access.principal_for_subject(session.subject)
+        return who
     return ANONYMOUS
 
 

@@ -20,9 +20,11 @@ from portside.api.pagination import PagingDep, set_page_headers
 from portside.api.query import Term, parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
+from portside.auth.delegation import not_held
 from portside.auth.principal import ROBOT_PREFIX, Principal
 from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound, Unauthorized
+from portside.management.robots import check_permissions
 from portside.metadata.accounts import RobotRow
 from portside.services import Services
 
@@ -112,6 +114,16 @@ async def _require(services: Services, principal: Principal, robot: RobotRow, pe
         raise NotFound(f"robot {robot.id} not found") from None
 
 
+async def _require_held(services: Services, principal: Principal, level: str, permissions: list[dict[str, Any]],
+                        current: list[dict[str, Any]] | None = None) -> None:
+    """A robot gets no permission its grantor lacks (403), as in Harbor."""
+    check_permissions(level, permissions)
+    missing = await not_held(services.access, principal, permissions, current)
+    if missing:
+        shown = ", ".join(missing[:8]) + (", ..." if len(missing) > 8 else "")
+        raise Denied(f"{principal.name} may not grant permissions it does not hold itself: {shown}")
+
+
 def _project_filter(terms: dict[str, Term]) -> int | None:
     term = terms.get("projectid")
     if term is None:
@@ -186,6 +198,7 @@ async def create_robot(request: Request, body: RobotCreate, services: ServicesDe
                 raise NotFound(f"project {namespace} not found")
     else:
         raise Invalid("level must be 'system' or 'project'")
+    await _require_held(services, principal, body.level, body.permissions)
     created = await services.robot_admin.create(
         name=body.name, level=body.level, permissions=body.permissions,
         duration=-1 if body.duration is None else body.duration, description=body.description,
@@ -214,6 +227,10 @@ async def update_robot(request: Request, robot_id: int, body: RobotUpdate, servi
     short = robot.name.removeprefix(ROBOT_PREFIX).rpartition("+")[2]
     if body.name is not None and body.name not in (robot.name, short, robot.name.removeprefix(ROBOT_PREFIX)):
         raise Invalid("the name of a robot account cannot change")
+    if principal.kind == "robot" and principal.id == robot.id:
+        raise Denied("a robot account cannot change its own account (only refresh its secret)")
+    if body.permissions is not None:
+        await _require_held(services, principal, robot.level, body.permissions, robot.permissions)
     robot = await services.robot_admin.update(robot, description=body.description, disabled=body.disable,
                                               duration=body.duration, permissions=body.permissions)
     _audit(services, request, principal, "update", robot)

@@ -25,8 +25,11 @@ async def login(request: Request, services: ServicesDep, principal: str = Form(.
         raise
     if who.kind != "user":
         raise Unauthorized("robot accounts cannot sign in to the portal")
+    user = await services.accounts.user_by_id(who.id or 0)
+    if user is None:  # deleted while signing in
+        raise Unauthorized("invalid username or password")
     services.audit.record(AuditEvent("login", "login", "portal", who.name, client_ip=ip))
-    token, session = services.sessions.issue(who.name)
+    token, session = services.sessions.issue(user.id, user.session_generation)
     response = Response(status_code=200, headers={CSRF_HEADER: session.csrf})
     response.set_cookie(SESSION_COOKIE, token, max_age=services.sessions.ttl, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", path="/")
@@ -34,7 +37,12 @@ async def login(request: Request, services: ServicesDep, principal: str = Form(.
 
 
 @router.get("/log_out")
-async def log_out() -> Response:
+async def log_out(request: Request, services: ServicesDep) -> Response:
+    """Ends every portal session of the signed-in user, not only this browser's."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = services.sessions.verify(cookie) if cookie and services.sessions is not None else None
+    if session is not None and await services.access.principal_for_session(session.user_id, session.generation):
+        await services.user_admin.end_sessions(session.user_id)
     response = Response(status_code=200)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -130,6 +130,14 @@ class AccessService:
         user = await self.accounts.user_by_name(subject)
         return Principal("user", user.username, user.id, sysadmin=user.sysadmin) if user else ANONYMOUS
 
+    async def principal_for_session(self, user_id: int, generation: int) -> Principal | None:
+        """The user a portal session names, while that session is still current (None once the user
+        signed out, changed password or admin flag, or was deleted)."""
+        user = await self.accounts.user_by_id_cached(user_id)
+        if user is None or user.session_generation != generation:
+            return None
+        return Principal("user", user.username, user.id, sysadmin=user.sysadmin)
+
     async def identify(self, header: str | None, client: str) -> tuple[Principal, Claims | None]:
         creds = parse_authorization(header)
         if creds.scheme == "none":
@@ -156,7 +164,7 @@ class AccessService:
         elif principal.kind == "robot":
             for grant in principal.grants:
                 if grant.kind == "project" and grant.namespace in (project.name, "*"):
-                    granted |= _expand_wildcards(grant.permissions)
+                    granted |= expand_wildcards(grant.permissions)
         return frozenset(granted)
 
     async def repository_actions(self, principal: Principal, repository: str) -> set[str]:
@@ -215,7 +223,7 @@ def _parse_scope(scope: str) -> list[tuple[str, str, set[str]]]:
     return out
 
 
-def _expand_wildcards(permissions: frozenset[str]) -> frozenset[str]:
+def expand_wildcards(permissions: frozenset[str]) -> frozenset[str]:
     """Harbor's action `*` (`repository:*`) matches every action on its resource."""
     wild = {p.partition(":")[0] for p in permissions if p.endswith(":*")}
     if not wild:

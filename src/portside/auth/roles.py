@@ -37,7 +37,7 @@ _BY_NAME = {v.lower(): k for k, v in _NAMES.items()} | {
 }
 
 _READ = {"project:read", "repository:list", "repository:read", "repository:pull", "artifact:list",
-         "artifact:read", "tag:list", "member:list", "audit-log:list", "log:list"}
+         "artifact:read", "tag:list", "member:list", "audit-log:list", "log:list", "robot:read", "robot:list"}
 _LIMITED = {"project:read", "repository:list", "repository:read", "repository:pull", "artifact:list",
             "artifact:read", "tag:list"}
 _DEVELOPER = _READ | {"repository:push", "repository:update", "artifact:create", "tag:create",
@@ -46,7 +46,7 @@ _MAINTAINER = _DEVELOPER | {
     "repository:delete", "artifact:delete", "tag:delete", "artifact-label:delete", "scan:create",
     "scan:stop", "tag-retention:read", "tag-retention:create", "tag-retention:update", "tag-retention:delete",
     "tag-retention:list", "immutable-tag:list", "immutable-tag:create", "immutable-tag:update",
-    "immutable-tag:delete", "webhook:list", "webhook:read", "robot:read", "robot:list", "quota:read",
+    "immutable-tag:delete", "webhook:list", "webhook:read", "quota:read",
     "preheat-policy:read", "sbom:create",
 }
 _PROJECT_ADMIN = _MAINTAINER | {

@@ -49,7 +49,8 @@ class CreatedRobot:
     secret: str  # shown once; only its hash is stored
 
 
-def _check_permissions(level: str, permissions: list[dict[str, Any]]) -> None:
+def check_permissions(level: str, permissions: list[dict[str, Any]]) -> None:
+    """Well-formed robot v2 permission entries, or Invalid naming the first problem."""
     if not permissions:
         raise Invalid("a robot account needs at least one permission entry")
     for i, entry in enumerate(permissions):
@@ -61,6 +62,8 @@ def _check_permissions(level: str, permissions: list[dict[str, Any]]) -> None:
         if not isinstance(access, list) or not access:
             raise Invalid(f"permissions[{i}].access must list at least one resource/action")
         for j, item in enumerate(access):
+            if not isinstance(item, dict):
+                raise Invalid(f"permissions[{i}].access[{j}] must be an object with resource and action")
             resource, action = item.get("resource"), item.get("action")
             if resource not in RESOURCES or action not in RESOURCES[resource] | {"*"}:
                 raise Invalid(f"permissions[{i}].access[{j}]: unknown resource/action {resource!r}/{action!r}")
@@ -83,7 +86,7 @@ class RobotService:
             raise Invalid(f"invalid robot name {name!r}: lowercase letters, digits and . _ - between them")
         if duration == 0 or duration < -1:
             raise Invalid("duration is a number of days, or -1 for never expiring")
-        _check_permissions(level, permissions)
+        check_permissions(level, permissions)
         project_id = None
         full_name = f"{ROBOT_PREFIX}{name}"
         if level == "project":
@@ -128,7 +131,7 @@ class RobotService:
             values["duration"] = duration
             values["expires_at"] = None if duration == -1 else robot.created_at + timedelta(days=duration)
         if permissions is not None:
-            _check_permissions(robot.level, permissions)
+            check_permissions(robot.level, permissions)
             if robot.level == "project":
                 project = await self.projects.by_id(robot.project_id or 0)
                 if project is None or permissions[0]["namespace"] != project.name:

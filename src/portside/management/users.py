@@ -1,8 +1,10 @@
-"""Local users: creation with Harbor's password rules, password changes, admin flag."""
+"""Local users: creation with Harbor's password rules, password changes, admin flag, and the end of
+their portal sessions (a password change or losing the admin flag ends them too)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -56,18 +58,25 @@ class UserService:
         if problem:
             raise Invalid(problem)
         async with self.db.write() as conn:
-            await self.accounts.update_user(conn, user.id, password_hash=hash_secret(new_password))
+            await self.accounts.update_user(conn, user.id, password_hash=hash_secret(new_password), end_sessions=True)
 
     async def update_profile(self, user: UserRow, *, email: str | None, realname: str | None,
                              comment: str | None) -> None:
-        values = {k: v for k, v in {"email": email, "realname": realname, "comment": comment}.items() if v is not None}
+        given = {"email": email, "realname": realname, "comment": comment}
+        values: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if values:
             async with self.db.write() as conn:
                 await self.accounts.update_user(conn, user.id, **values)
 
     async def set_sysadmin(self, user: UserRow, sysadmin: bool) -> None:
         async with self.db.write() as conn:
-            await self.accounts.update_user(conn, user.id, sysadmin=sysadmin)
+            # Revoking the flag ends the sessions signed in as an administrator; granting needs no new sign-in.
+            await self.accounts.update_user(conn, user.id, sysadmin=sysadmin, end_sessions=not sysadmin)
+
+    async def end_sessions(self, user_id: int) -> None:
+        """Sign the user out of the portal everywhere (every session cookie stops working)."""
+        async with self.db.write() as conn:
+            await self.accounts.update_user(conn, user_id, end_sessions=True)
 
     async def delete(self, user: UserRow) -> None:
         async with self.db.write() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from portside.metadata.changes import ACCESS
 from portside.metadata.database import Database
 from portside.metadata.models import Robot, SystemSetting, User, table
 from portside.metadata.queries import now
+from portside.metadata.readcache import ReadCache
 
 users = table(User)
 robots = table(Robot)
@@ -30,6 +33,7 @@ class UserRow:
     sysadmin: bool
     created_at: datetime
     updated_at: datetime
+    session_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +55,7 @@ class RobotRow:
 
 def _user(r: Any) -> UserRow:
     return UserRow(r.id, r.username, r.email, r.realname, r.comment, r.password_hash, bool(r.sysadmin),
-                   r.created_at, r.updated_at)
+                   r.created_at, r.updated_at, int(r.session_generation))
 
 
 def _robot(r: Any) -> RobotRow:
@@ -63,6 +67,7 @@ def _robot(r: Any) -> RobotRow:
 class AccountQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._users = ReadCache(db.changes, slot=ACCESS, max_entries=10_000)  # account writes bump ACCESS
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -76,6 +81,11 @@ class AccountQueries:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
         return _user(row) if row else None
 
+    async def user_by_id_cached(self, user_id: int) -> UserRow | None:
+        """For checks on every request (portal sessions): valid until any account data changes, in
+        any worker or replica."""
+        return await self._users.get_or_load(user_id, lambda: self.user_by_id(user_id))
+
     async def list_users(self, conn: AsyncConnection) -> list[UserRow]:
         return [_user(r) for r in await conn.execute(select(users).order_by(users.c.id))]
 
@@ -85,10 +95,16 @@ class AccountQueries:
         result = await conn.execute(insert(users).values(
             username=username, password_hash=password_hash, sysadmin=sysadmin, email=email, realname=realname,
             comment=comment, created_at=ts, updated_at=ts,
+            # Random, so a session of a deleted user never matches a new user given the same id.
+            session_generation=secrets.randbelow(1 << 30),
         ).returning(users.c.id))
         return int(result.scalar_one())
 
-    async def update_user(self, conn: AsyncConnection, user_id: int, **values: Any) -> None:
+    async def update_user(self, conn: AsyncConnection, user_id: int, *, end_sessions: bool = False,
+                          **values: Any) -> None:
+        """`end_sessions`: every portal session of the user stops working."""
+        if end_sessions:
+            values["session_generation"] = users.c.session_generation + 1
         await conn.execute(update(users).where(users.c.id == user_id).values(updated_at=now(), **values))
 
     async def delete_user(self, conn: AsyncConnection, user_id: int) -> None:
