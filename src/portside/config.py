@@ -10,6 +10,7 @@ them with pydantic and pydantic-settings in the process that starts the server; 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -105,6 +106,30 @@ class TLSSettings(_Section):
 
 
 @dataclass(frozen=True)
+class ServerSettings(_Section):
+    # Proxies whose X-Forwarded-For/-Proto are believed: comma-separated addresses or networks, `*` for
+    # any. None by default: a client cannot choose the address the audit log and login throttle see.
+    forwarded_allow_ips: str = ""
+    keepalive_timeout_seconds: Annotated[float, Gt(0)] = 15.0  # an idle connection between requests
+    # a request head not complete this long after it began (or after the connection opened), or a
+    # request body with no bytes for this long, closes the connection (slowloris)
+    request_header_timeout_seconds: Annotated[float, Gt(0)] = 30.0
+    request_body_idle_timeout_seconds: Annotated[float, Gt(0)] = 60.0
+
+    def __post_init__(self) -> None:
+        for entry in self.trusted_proxies:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"forwarded_allow_ips: {entry!r} is not an IP address or network") from None
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return [p.strip() for p in self.forwarded_allow_ips.split(",") if p.strip()]
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: Annotated[int, Ge(0), Le(65535)] = 5000
@@ -119,6 +144,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
     admin_password: str | None = field(default=None, repr=False)  # initial admin password
     admin_password_file: Path | None = None  # file holding it, e.g. a mounted Kubernetes secret
 

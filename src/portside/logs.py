@@ -16,6 +16,23 @@ if TYPE_CHECKING:  # the server supervisor imports this module and must stay lea
 
 access_log = logging.getLogger("portside.access")
 
+# Control characters (C0, DEL, C1) and Unicode line and paragraph separators: what lets a client's
+# path start a log line of its own or colour a terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+_ESCAPES = _CONTROLS | {ord("\\"): "\\\\"}  # and the backslash, so that an escape is never ambiguous
+
+
+def escape(text: str) -> str:
+    """A client-controlled value for the log: control characters as `\\xNN`, backslashes doubled."""
+    return text.translate(_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain text lines; no message can break its line (a traceback after it still may)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_CONTROLS)
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -41,7 +58,7 @@ def configure(style: str, level: str, loggers: tuple[str, ...] = ("portside",)) 
     if style == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in loggers:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
@@ -80,10 +97,9 @@ class AccessLogMiddleware:
         finally:
             ms = (time.perf_counter() - start) * 1000
             client = scope.get("client")
+            method, path = escape(scope["method"]), escape(scope["path"])
             fields = {
-                "method": scope["method"], "path": scope["path"], "status": status or 500, "bytes": sent,
-                "duration_ms": round(ms, 2), "client": client[0] if client else None,
+                "method": method, "path": path, "status": status or 500, "bytes": sent,
+                "duration_ms": round(ms, 2), "client": escape(str(client[0])) if client else None,
             }
-            access_log.info(
-                "%s %s %s %.1fms", scope["method"], scope["path"], status or 500, ms, extra={"fields": fields}
-            )
+            access_log.info("%s %s %s %.1fms", method, path, status or 500, ms, extra={"fields": fields})

@@ -29,6 +29,7 @@ from portside.api import (
     users,
 )
 from portside.api.deps import CSRF_HEADER
+from portside.api.emptyquery import EmptyQueryMiddleware
 from portside.errors import PortsideError
 from portside.services import Services
 
@@ -69,7 +70,9 @@ def build_api(services: Services) -> FastAPI:
     api.add_exception_handler(HTTPException, errors.http_error)
     for router in API_ROUTERS:
         api.include_router(router)
+    api.router.default = errors.unknown_path
     api.add_middleware(CsrfHeaderMiddleware)
+    api.add_middleware(EmptyQueryMiddleware)
     return api
 
 

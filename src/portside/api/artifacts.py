@@ -3,7 +3,7 @@ endpoints, plus /projects/{project_name_or_id}/artifacts (every artifact of a pr
 
 `repository_name` is the part of the name after the project. Harbor clients encode its slashes twice
 (`a/b` -> `a%252Fb`); single-encoded (`a%2Fb`) and even bare slashes are accepted too, which is why the
-routes take it as a `:path` and the artifact routes are declared before the repository ones.
+routes take it as a path of segments (`REPOSITORY_NAME`: no segment after the first is `artifacts`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
 from portside.api.pagination import Paging, PagingDep, set_page_headers
+from portside.api.params import REPOSITORY_NAME
 from portside.api.query import Term, parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
@@ -33,7 +34,7 @@ from portside.services import Services
 router = APIRouter(tags=["repository", "artifact"])
 T = TypeVar("T")
 
-REPO = "/projects/{project_name}/repositories/{repository_name:path}"
+REPO = "/projects/{project_name}/repositories/" + REPOSITORY_NAME
 ARTIFACT = REPO + "/artifacts/{reference}"
 PLATFORM_KEYS = ("architecture", "os", "os.version", "os.features", "variant")
 
@@ -413,7 +414,7 @@ async def list_project_artifacts(request: Request, response: Response, project_n
                                 with_accessory, latest_in_repository, with_immutable_status)
 
 
-# -- repositories (after the artifact routes: their `:path` would swallow those) ----------------
+# -- repositories -------------------------------------------------------------------------------
 
 
 @router.get("/projects/{project_name}/repositories")

@@ -19,6 +19,7 @@ from portside.auth.principal import Principal
 from portside.auth.roles import PERMISSIONS, Role
 from portside.errors import Invalid
 from portside.metadata.audit import SORTABLE, TEXT_COLUMNS, AuditFilter, AuditRow, TextFilter
+from portside.numbers import parse_int
 from portside.services import Services
 
 router = APIRouter(tags=["auditlog"])
@@ -40,8 +41,16 @@ def audit_json(row: AuditRow) -> dict[str, Any]:
 def parse_time(text: str) -> datetime:
     """`2006-01-02 15:04:05` (Harbor's form, UTC), ISO 8601 with an offset or `Z`, a date, or unix seconds."""
     text = text.strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text), UTC)
+    try:
+        return _parse_time(text)
+    except (OverflowError, OSError, ValueError):  # a number of seconds or an offset beyond datetime's years
+        raise Invalid(f"time {text!r} is out of range") from None
+
+
+def _parse_time(text: str) -> datetime:
+    seconds = parse_int(text, low=0)
+    if seconds is not None:
+        return datetime.fromtimestamp(seconds, UTC)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from portside import errors as e
 
@@ -60,4 +61,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
              405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 412: "PRECONDITION", 415: "UNSUPPORTED_MEDIA_TYPE"}
-    return harbor_error(codes.get(exc.status_code, "INTERNAL_SERVER_ERROR"), exc.status_code, str(exc.detail))
+    message = str(exc.detail)
+    if exc.status_code == 405:  # the router's own answer for a known path
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return harbor_error(codes.get(exc.status_code, "INTERNAL_SERVER_ERROR"), exc.status_code, message,
+                        dict(exc.headers) if exc.headers else None)
+
+
+async def unknown_path(scope: Scope, receive: Receive, send: Send) -> None:
+    """What the router answers for a path no route has, naming it as the client sent it."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else Request(scope).url.path
+    await harbor_error("NOT_FOUND", 404, f"{path} not found: no such API path")(scope, receive, send)

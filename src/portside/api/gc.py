@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import PrincipalDep, ServicesDep, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.clientinfo import client_ip
@@ -120,13 +121,13 @@ async def update_gc_schedule(request: Request, body: ScheduleReq, services: Serv
 
 
 @router.get("/system/gc/{gc_id}")
-async def get_gc(gc_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_gc(gc_id: Id, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     require_sysadmin(principal)
     return _history(await _run(services, gc_id))
 
 
 @router.put("/system/gc/{gc_id}")
-async def stop_gc(gc_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
+async def stop_gc(gc_id: Id, services: ServicesDep, principal: PrincipalDep) -> Response:
     require_sysadmin(principal)
     await _run(services, gc_id)
     await services.jobs.stop(gc_id)
@@ -134,7 +135,7 @@ async def stop_gc(gc_id: int, services: ServicesDep, principal: PrincipalDep) ->
 
 
 @router.get("/system/gc/{gc_id}/log", response_class=PlainTextResponse)
-async def gc_log(gc_id: int, services: ServicesDep, principal: PrincipalDep) -> str:
+async def gc_log(gc_id: Id, services: ServicesDep, principal: PrincipalDep) -> str:
     require_sysadmin(principal)
     await _run(services, gc_id)
     return "".join(t.log for t in await services.jobs.tasks_of(gc_id))

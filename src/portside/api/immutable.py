@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Request, Response
 
 from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id
 from portside.api.query import parse_q
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
@@ -54,7 +55,7 @@ async def create_rule(request: Request, project_name_or_id: str, services: Servi
 
 
 @router.put(RULES + "/{immutable_rule_id}")
-async def update_rule(request: Request, project_name_or_id: str, immutable_rule_id: int, services: ServicesDep,
+async def update_rule(request: Request, project_name_or_id: str, immutable_rule_id: Id, services: ServicesDep,
                       principal: PrincipalDep, x_is_resource_name: IsResourceName = None,
                       body: Any = Body(None)) -> Response:
     project = await project_for(services, principal, project_name_or_id, "immutable-tag:update", x_is_resource_name)
@@ -66,7 +67,7 @@ async def update_rule(request: Request, project_name_or_id: str, immutable_rule_
 
 
 @router.delete(RULES + "/{immutable_rule_id}")
-async def delete_rule(request: Request, project_name_or_id: str, immutable_rule_id: int, services: ServicesDep,
+async def delete_rule(request: Request, project_name_or_id: str, immutable_rule_id: Id, services: ServicesDep,
                       principal: PrincipalDep, x_is_resource_name: IsResourceName = None) -> Response:
     project = await project_for(services, principal, project_name_or_id, "immutable-tag:delete", x_is_resource_name)
     await services.immutability.delete(project.id, immutable_rule_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id, Int64
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
@@ -23,20 +24,20 @@ router = APIRouter(tags=["member"])
 
 class UserEntity(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    user_id: int | None = None
+    user_id: Int64 | None = None
     username: str | None = None
 
 
 class ProjectMember(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role_id: int | None = None
+    role_id: Int64 | None = None
     member_user: UserEntity | None = None
     member_group: dict[str, Any] | None = None
 
 
 class RoleRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role_id: int | None = None
+    role_id: Int64 | None = None
 
 
 def role_name(role_id: int) -> str:
@@ -89,14 +90,14 @@ async def create_member(request: Request, project_name_or_id: str, body: Project
 
 
 @router.get("/projects/{project_name_or_id}/members/{mid}")
-async def get_member(project_name_or_id: str, mid: int, services: ServicesDep, principal: PrincipalDep,
+async def get_member(project_name_or_id: str, mid: Id, services: ServicesDep, principal: PrincipalDep,
                      x_is_resource_name: IsResourceName = None) -> dict[str, Any]:
     project = await project_for(services, principal, project_name_or_id, "member:list", x_is_resource_name)
     return member_json(await services.member_admin.get(project, mid))
 
 
 @router.put("/projects/{project_name_or_id}/members/{mid}")
-async def update_member(request: Request, project_name_or_id: str, mid: int, body: RoleRequest,
+async def update_member(request: Request, project_name_or_id: str, mid: Id, body: RoleRequest,
                         services: ServicesDep, principal: PrincipalDep,
                         x_is_resource_name: IsResourceName = None) -> Response:
     project = await project_for(services, principal, project_name_or_id, "member:update", x_is_resource_name)
@@ -107,7 +108,7 @@ async def update_member(request: Request, project_name_or_id: str, mid: int, bod
 
 
 @router.delete("/projects/{project_name_or_id}/members/{mid}")
-async def delete_member(request: Request, project_name_or_id: str, mid: int, services: ServicesDep,
+async def delete_member(request: Request, project_name_or_id: str, mid: Id, services: ServicesDep,
                         principal: PrincipalDep, x_is_resource_name: IsResourceName = None) -> Response:
     project = await project_for(services, principal, project_name_or_id, "member:delete", x_is_resource_name)
     member = await services.member_admin.get(project, mid)

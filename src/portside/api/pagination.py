@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Request, Response
+
+from portside.api.params import Page, PageSize
 
 T = TypeVar("T")
-MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +26,7 @@ class Paging:
         return items[self.offset:self.offset + self.page_size]
 
 
-def paging(page: Annotated[int, Query(ge=1)] = 1,
-           page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10) -> Paging:
+def paging(page: Page = 1, page_size: PageSize = 10) -> Paging:
     return Paging(page, page_size)
 
 

@@ -16,6 +16,7 @@ from portside.api.deps import (
     require_signed_in,
 )
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Int64
 from portside.api.query import parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
@@ -33,9 +34,9 @@ class ProjectReq(BaseModel):
     project_name: str | None = None
     public: bool | None = None
     metadata: dict[str, Any] | None = None
-    storage_limit: int | None = None
+    storage_limit: Int64 | None = None
     cve_allowlist: dict[str, Any] | None = None
-    registry_id: int | None = None
+    registry_id: Int64 | None = None
 
 
 async def project_json(services: Services, principal: Principal, project: ProjectRow) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from portside.errors import Invalid
+from portside.numbers import parse_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +24,13 @@ class Term:
         if self.kind == "any":
             return text in self.value
         assert isinstance(self.value, tuple)
-        low, high = self.value[0], self.value[-1]  # range: strings compare as numbers when both are numeric
-        if text.lstrip("-").isdigit() and str(low).lstrip("-").isdigit() and str(high).lstrip("-").isdigit():
-            return int(low or 0) <= int(text) <= int(high or text)
+        low, high = self.value[0], self.value[-1]  # range: a numeric value compares with numeric bounds
+        number = parse_int(text)
+        if number is not None:
+            low_n, high_n = parse_int(str(low or "0")), parse_int(str(high or text))
+            if low_n is None or high_n is None:
+                raise Invalid(f"{self.key}=[{low}~{high}]: bounds of a numeric range must be 64-bit integers")
+            return low_n <= number <= high_n
         return (not low or text >= low) and (not high or text <= high)
 
 

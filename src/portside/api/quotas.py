@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import PrincipalDep, ServicesDep, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.clientinfo import client_ip
@@ -50,13 +51,13 @@ async def list_quotas(request: Request, response: Response, services: ServicesDe
 
 
 @router.get("/quotas/{quota_id}")
-async def get_quota(quota_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_quota(quota_id: Id, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     require_sysadmin(principal)
     return quota_json(await services.quotas.get(quota_id))
 
 
 @router.put("/quotas/{quota_id}")
-async def update_quota(request: Request, quota_id: int, body: QuotaUpdateReq, services: ServicesDep,
+async def update_quota(request: Request, quota_id: Id, body: QuotaUpdateReq, services: ServicesDep,
                        principal: PrincipalDep) -> Response:
     require_sysadmin(principal)
     if body.hard is None:

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for, require_project_permission
 from portside.api.deps import require_signed_in as signed_in
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
@@ -81,13 +82,13 @@ async def create_retention(request: Request, services: ServicesDep, principal: P
 
 
 @router.get("/retentions/{policy_id}")
-async def get_retention(policy_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_retention(policy_id: Id, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     policy, _ = await _policy_for(services, principal, policy_id, "tag-retention:read")
     return await policy_json(services, policy)
 
 
 @router.put("/retentions/{policy_id}")
-async def update_retention(request: Request, policy_id: int, services: ServicesDep, principal: PrincipalDep,
+async def update_retention(request: Request, policy_id: Id, services: ServicesDep, principal: PrincipalDep,
                            body: Any = Body(None)) -> Response:
     _, project = await _policy_for(services, principal, policy_id, "tag-retention:update")
     await services.retention.update(policy_id, _body_object(body))
@@ -96,7 +97,7 @@ async def update_retention(request: Request, policy_id: int, services: ServicesD
 
 
 @router.delete("/retentions/{policy_id}")
-async def delete_retention(request: Request, policy_id: int, services: ServicesDep,
+async def delete_retention(request: Request, policy_id: Id, services: ServicesDep,
                            principal: PrincipalDep) -> Response:
     _, project = await _policy_for(services, principal, policy_id, "tag-retention:delete")
     await services.retention.delete(policy_id)
@@ -133,7 +134,7 @@ async def _execution(services: Services, policy_id: int, execution_id: int) -> E
 
 
 @router.post("/retentions/{policy_id}/executions", status_code=201)
-async def run_retention(request: Request, policy_id: int, services: ServicesDep, principal: PrincipalDep,
+async def run_retention(request: Request, policy_id: Id, services: ServicesDep, principal: PrincipalDep,
                         body: Any = Body(None)) -> Response:
     _, project = await _policy_for(services, principal, policy_id, "tag-retention:update")
     raw = body if body is not None else {}
@@ -147,7 +148,7 @@ async def run_retention(request: Request, policy_id: int, services: ServicesDep,
 
 
 @router.get("/retentions/{policy_id}/executions")
-async def list_executions(request: Request, response: Response, policy_id: int, services: ServicesDep,
+async def list_executions(request: Request, response: Response, policy_id: Id, services: ServicesDep,
                           principal: PrincipalDep, paging: PagingDep) -> list[dict[str, Any]]:
     await _policy_for(services, principal, policy_id, "tag-retention:list")
     runs = await services.jobs.executions(RETENTION_VENDOR, policy_id)
@@ -156,14 +157,14 @@ async def list_executions(request: Request, response: Response, policy_id: int, 
 
 
 @router.get("/retentions/{policy_id}/executions/{execution_id}")
-async def get_execution(policy_id: int, execution_id: int, services: ServicesDep,
+async def get_execution(policy_id: Id, execution_id: Id, services: ServicesDep,
                         principal: PrincipalDep) -> dict[str, Any]:
     await _policy_for(services, principal, policy_id, "tag-retention:read")
     return execution_json(await _execution(services, policy_id, execution_id))
 
 
 @router.patch("/retentions/{policy_id}/executions/{execution_id}")
-async def operate_execution(request: Request, policy_id: int, execution_id: int, services: ServicesDep,
+async def operate_execution(request: Request, policy_id: Id, execution_id: Id, services: ServicesDep,
                             principal: PrincipalDep, body: Any = Body(None)) -> Response:
     _, project = await _policy_for(services, principal, policy_id, "tag-retention:update")
     action = _body_object(body).get("action")
@@ -176,7 +177,7 @@ async def operate_execution(request: Request, policy_id: int, execution_id: int,
 
 
 @router.get("/retentions/{policy_id}/executions/{execution_id}/tasks")
-async def list_tasks(request: Request, response: Response, policy_id: int, execution_id: int,
+async def list_tasks(request: Request, response: Response, policy_id: Id, execution_id: Id,
                      services: ServicesDep, principal: PrincipalDep, paging: PagingDep) -> list[dict[str, Any]]:
     await _policy_for(services, principal, policy_id, "tag-retention:list")
     await _execution(services, policy_id, execution_id)
@@ -188,7 +189,7 @@ async def list_tasks(request: Request, response: Response, policy_id: int, execu
 
 @router.get("/retentions/{policy_id}/executions/{execution_id}/tasks/{task_id}",
             response_class=PlainTextResponse)
-async def task_log(policy_id: int, execution_id: int, task_id: int, services: ServicesDep,
+async def task_log(policy_id: Id, execution_id: Id, task_id: Id, services: ServicesDep,
                    principal: PrincipalDep) -> str:
     await _policy_for(services, principal, policy_id, "tag-retention:read")
     await _execution(services, policy_id, execution_id)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import PrincipalDep, ServicesDep, project_for, require_project_permission, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id, Int64
 from portside.api.query import Term, parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
@@ -26,6 +27,7 @@ from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound, Unauthorized
 from portside.management.robots import check_permissions
 from portside.metadata.accounts import RobotRow
+from portside.numbers import parse_int
 from portside.services import Services
 
 router = APIRouter(tags=["robot"])
@@ -38,7 +40,7 @@ class RobotCreate(BaseModel):
     secret: str | None = None
     level: str = ""
     disable: bool = False
-    duration: int | None = None
+    duration: Int64 | None = None
     permissions: list[dict[str, Any]] = []
 
 
@@ -50,7 +52,7 @@ class RobotUpdate(BaseModel):
     description: str | None = None
     level: str | None = None
     disable: bool | None = None
-    duration: int | None = None
+    duration: Int64 | None = None
     permissions: list[dict[str, Any]] | None = None
 
 
@@ -128,9 +130,10 @@ def _project_filter(terms: dict[str, Term]) -> int | None:
     term = terms.get("projectid")
     if term is None:
         return None
-    if term.kind != "exact" or not str(term.value).isdigit():
+    project_id = parse_int(str(term.value), low=0) if term.kind == "exact" else None
+    if project_id is None:
         raise Invalid("ProjectID must be given as ProjectID=<number>")
-    return int(str(term.value))
+    return project_id
 
 
 SORT_KEYS = {"id": "id", "name": "name", "level": "level", "creation_time": "created_at",
@@ -211,14 +214,14 @@ async def create_robot(request: Request, body: RobotCreate, services: ServicesDe
 
 
 @router.get("/robots/{robot_id}")
-async def get_robot(robot_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_robot(robot_id: Id, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     robot = await _robot(services, principal, robot_id)
     await _require(services, principal, robot, "robot:read")
     return robot_json(robot)
 
 
 @router.put("/robots/{robot_id}")
-async def update_robot(request: Request, robot_id: int, body: RobotUpdate, services: ServicesDep,
+async def update_robot(request: Request, robot_id: Id, body: RobotUpdate, services: ServicesDep,
                        principal: PrincipalDep) -> Response:
     robot = await _robot(services, principal, robot_id)
     await _require(services, principal, robot, "robot:update")
@@ -238,7 +241,7 @@ async def update_robot(request: Request, robot_id: int, body: RobotUpdate, servi
 
 
 @router.patch("/robots/{robot_id}")
-async def refresh_secret(request: Request, robot_id: int, body: RobotSec, services: ServicesDep,
+async def refresh_secret(request: Request, robot_id: Id, body: RobotSec, services: ServicesDep,
                          principal: PrincipalDep) -> dict[str, str]:
     robot = await _robot(services, principal, robot_id)
     if not (principal.kind == "robot" and principal.id == robot.id):  # a robot may refresh its own secret
@@ -249,7 +252,7 @@ async def refresh_secret(request: Request, robot_id: int, body: RobotSec, servic
 
 
 @router.delete("/robots/{robot_id}")
-async def delete_robot(request: Request, robot_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
+async def delete_robot(request: Request, robot_id: Id, services: ServicesDep, principal: PrincipalDep) -> Response:
     robot = await _robot(services, principal, robot_id)
     await _require(services, principal, robot, "robot:delete")
     await services.robot_admin.delete(robot)

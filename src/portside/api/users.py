@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import PrincipalDep, ServicesDep, require_signed_in, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id
 from portside.api.query import parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
@@ -162,12 +163,12 @@ async def create_user(request: Request, body: UserCreationReq, services: Service
 
 
 @router.get("/users/{user_id}")
-async def get_user(user_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_user(user_id: Id, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     return user_json(await _self_or_admin(services, principal, user_id))
 
 
 @router.put("/users/{user_id}")
-async def update_user(request: Request, user_id: int, body: UserProfile, services: ServicesDep,
+async def update_user(request: Request, user_id: Id, body: UserProfile, services: ServicesDep,
                       principal: PrincipalDep) -> Response:
     user = await _self_or_admin(services, principal, user_id)
     await _check_email(services, body.email, user.id)
@@ -177,7 +178,7 @@ async def update_user(request: Request, user_id: int, body: UserProfile, service
 
 
 @router.delete("/users/{user_id}")
-async def delete_user(request: Request, user_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
+async def delete_user(request: Request, user_id: Id, services: ServicesDep, principal: PrincipalDep) -> Response:
     require_sysadmin(principal)
     if principal.kind == "user" and principal.id == user_id:
         raise Denied("you cannot delete your own account")
@@ -188,7 +189,7 @@ async def delete_user(request: Request, user_id: int, services: ServicesDep, pri
 
 
 @router.put("/users/{user_id}/password")
-async def change_password(request: Request, user_id: int, body: PasswordReq, services: ServicesDep,
+async def change_password(request: Request, user_id: Id, body: PasswordReq, services: ServicesDep,
                           principal: PrincipalDep) -> Response:
     user = await _self_or_admin(services, principal, user_id)
     is_self = principal.kind == "user" and principal.id == user.id
@@ -207,7 +208,7 @@ async def change_password(request: Request, user_id: int, body: PasswordReq, ser
 
 
 @router.put("/users/{user_id}/sysadmin")
-async def set_sysadmin(request: Request, user_id: int, body: UserSysAdminFlag, services: ServicesDep,
+async def set_sysadmin(request: Request, user_id: Id, body: UserSysAdminFlag, services: ServicesDep,
                        principal: PrincipalDep) -> Response:
     require_sysadmin(principal)
     if principal.kind == "user" and principal.id == user_id:

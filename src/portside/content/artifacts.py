@@ -97,7 +97,7 @@ class Candidate:
 def _doc(content: bytes | None) -> dict[str, Any]:
     try:
         doc = json.loads(content or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return doc if isinstance(doc, dict) else {}
 
@@ -298,7 +298,7 @@ class ArtifactService:
             parsed_digest = Digest.parse(digest)
             data = b"".join([chunk async for chunk in self.store.read(parsed_digest, 0, MAX_CONFIG_BYTES + 1)])
             value = json.loads(data) if len(data) <= MAX_CONFIG_BYTES else {}
-        except (BlobUnknown, ValueError, OSError):
+        except (BlobUnknown, ValueError, RecursionError, OSError):  # a config nested too deeply has no attributes
             return {}
         parsed = value if isinstance(value, dict) else {}
         self._configs[digest] = parsed

@@ -21,6 +21,7 @@ from portside.metadata.changes import ACCESS
 from portside.metadata.database import Database
 from portside.metadata.quotas import QuotaQueries, QuotaRow
 from portside.metadata.readcache import ReadCache
+from portside.numbers import INT64_MAX, parse_int
 from portside.oci import mediatypes as mt
 from portside.oci.manifest import ParsedManifest
 
@@ -110,9 +111,9 @@ class QuotaService:
             return []
         project_id = None
         if flt.reference_id is not None:
-            if not flt.reference_id.isdigit():
+            project_id = parse_int(flt.reference_id, low=1)
+            if project_id is None:
                 return []
-            project_id = int(flt.reference_id)
         rows = await self.queries.quotas(project_id)
         if flt.sort:
             key = flt.sort.lstrip("-")
@@ -128,7 +129,7 @@ class QuotaService:
         if "storage" not in hard:
             raise Invalid("hard.storage is required: a number of bytes, or -1 for unlimited")
         storage = hard["storage"]
-        if isinstance(storage, bool) or not isinstance(storage, int) or storage < UNLIMITED:
+        if isinstance(storage, bool) or not isinstance(storage, int) or not UNLIMITED <= storage <= INT64_MAX:
             raise Invalid("hard.storage must be -1 (unlimited) or a number of bytes")
         if not await self.queries.set_limit(project_id, storage):
             raise NotFound(f"quota {project_id} not found")

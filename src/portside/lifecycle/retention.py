@@ -34,6 +34,7 @@ from portside.lifecycle.selectors import (
     repository_selected,
     tags_selected,
 )
+from portside.numbers import parse_int
 
 MAX_RULES = 15
 MAX_COUNT = 2_147_483_647
@@ -114,8 +115,8 @@ def _int(value: Any, where: str, *, minimum: int = 0) -> int:
         raise Invalid(f"{where}: expected a whole number, not {value!r}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and parse_int(value) is not None:
+        value = parse_int(value)
     if not isinstance(value, int):
         raise Invalid(f"{where}: expected a whole number, not {value!r}")
     if value < minimum or value > MAX_COUNT:

@@ -12,6 +12,7 @@ from portside.auth.roles import Role
 from portside.errors import Conflict, Invalid, NotEmpty, NotFound
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries, ProjectRow
+from portside.numbers import INT64_MAX, parse_int
 
 PROJECT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 # Harbor's project metadata keys; values are strings ("true"/"false", severities...).
@@ -74,7 +75,7 @@ class ProjectService:
         settings = normalize_metadata(metadata)
         is_public = public if public is not None else settings.get("public", "false") == "true"
         settings["public"] = str(is_public).lower()
-        if storage_limit is not None and storage_limit < -1:
+        if storage_limit is not None and not -1 <= storage_limit <= INT64_MAX:
             raise Invalid("storage_limit must be -1 (unlimited) or a number of bytes")
         owner_id = owner.id if owner is not None and owner.kind == "user" else None
         try:
@@ -95,8 +96,9 @@ class ProjectService:
     async def get(self, name_or_id: str, *, is_name: bool | None = None) -> ProjectRow:
         """Look up by name, or by id when the value is numeric (Harbor's X-Is-Resource-Name decides)."""
         project = None
-        if is_name is not True and name_or_id.isdigit():
-            project = await self.projects.by_id(int(name_or_id))
+        project_id = parse_int(name_or_id, low=1) if is_name is not True else None
+        if project_id is not None:
+            project = await self.projects.by_id(project_id)
         if project is None and is_name is not False:
             project = await self.projects.by_name(name_or_id)
         if project is None:
@@ -113,7 +115,7 @@ class ProjectService:
             values["public"] = public
             settings["public"] = str(public).lower()
         if storage_limit is not None:
-            if storage_limit < -1:
+            if not -1 <= storage_limit <= INT64_MAX:
                 raise Invalid("storage_limit must be -1 (unlimited) or a number of bytes")
             values["storage_limit"] = storage_limit
         async with self.db.write() as conn:

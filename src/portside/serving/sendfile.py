@@ -26,8 +26,9 @@ import socket
 from contextlib import suppress
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from portside.serving.deadlines import DeadlineProtocol
 from portside.serving.pump import SendfilePump, new_pump, send_if_cached
 from portside.serving.shared_pump import PumpClient
 
@@ -123,8 +124,9 @@ def _pathsend_aware(cycle: RequestResponseCycle) -> Any:
     return send_with_pathsend
 
 
-class PathsendProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, offering `http.response.pathsend` on plain-TCP connections."""
+class PathsendProtocol(DeadlineProtocol):
+    """uvicorn's httptools protocol (with deadlines.py's), offering `http.response.pathsend` on plain-TCP
+    connections."""
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if not self.config.is_ssl:

@@ -18,7 +18,6 @@ from portside.config import Settings
 from portside.logs import configure
 from portside.serving.sendfile import PathsendProtocol, share_pump
 
-KEEP_ALIVE_SECONDS = 15
 GRACEFUL_SECONDS = 25  # under the supervisor's grace period, so the app's shutdown still runs
 
 
@@ -36,12 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(
         create_app(settings),
         loop="uvloop",
-        http=PathsendProtocol,
+        http=PathsendProtocol.with_deadlines(settings.server.request_header_timeout_seconds,
+                                             settings.server.request_body_idle_timeout_seconds),
         lifespan="on",
         access_log=False,  # Portside's own access log (settings.log.access_log) is the app's middleware
         log_config=None,
         server_header=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=settings.server.keepalive_timeout_seconds,  # type: ignore[arg-type]
+        # X-Forwarded-* only from the configured proxies: uvicorn's default believes any local client
+        proxy_headers=bool(settings.server.trusted_proxies),
+        forwarded_allow_ips=settings.server.trusted_proxies,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         ssl_certfile=str(settings.tls.cert) if settings.tls.cert else None,
         ssl_keyfile=str(settings.tls.key) if settings.tls.key else None,
