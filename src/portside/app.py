@@ -41,6 +41,7 @@ from portside.lifecycle.retention_jobs import (
 )
 from portside.lifecycle.retention_service import RetentionService
 from portside.logs import AccessLogMiddleware, configure_logging
+from portside.management.labels import LabelService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -50,6 +51,7 @@ from portside.metadata.artifacts import ArtifactQueries
 from portside.metadata.audit import AuditQueries
 from portside.metadata.changes import ChangeCounter, listen_for_changes
 from portside.metadata.database import Database
+from portside.metadata.labels import LabelQueries
 from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
 from portside.metadata.retention import RetentionQueries
@@ -119,6 +121,7 @@ def build_services(settings: Settings) -> Services:
         immutability=immutability,
         retention=RetentionService(db, retention_queries, projects, jobs, scheduler),
         retention_runner=RetentionRunner(db, retention_queries, immutability),
+        labels=LabelService(db, LabelQueries(db)),
     )
 
 

@@ -21,6 +21,7 @@ from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
 from portside.lifecycle.retention_jobs import RetentionRunner
 from portside.lifecycle.retention_service import RetentionService
+from portside.management.labels import LabelService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -62,3 +63,4 @@ class Services:
     immutability: ImmutabilityService
     retention: RetentionService
     retention_runner: RetentionRunner
+    labels: LabelService

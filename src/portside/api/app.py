@@ -9,11 +9,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside import __version__
 from portside.api import (
+    artifact_labels,
     artifacts,
     audit,
     errors,
     gc,
     immutable,
+    labels,
     members,
     projects,
     quotas,
@@ -31,6 +33,7 @@ API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router,
                system.router, gc.router]
 API_ROUTERS += [quotas.router]
 API_ROUTERS += [retention.router, immutable.router]
+API_ROUTERS[:0] = [artifact_labels.router, labels.router]  # first: see artifact_labels' docstring
 
 
 class CsrfHeaderMiddleware:
