@@ -22,6 +22,7 @@ from portside.auth.tokens import KEY_SETTING, TokenService
 from portside.config import Settings
 from portside.content.artifacts import ArtifactService
 from portside.content.blobs import BlobService
+from portside.content.copy import ArtifactCopier
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
 from portside.content.uploads import UploadService
@@ -122,6 +123,7 @@ def build_services(settings: Settings) -> Services:
         retention=RetentionService(db, retention_queries, projects, jobs, scheduler),
         retention_runner=RetentionRunner(db, retention_queries, immutability),
         labels=LabelService(db, LabelQueries(db)),
+        copier=ArtifactCopier(queries, ArtifactQueries(db), quotas=quotas, immutability=immutability),
     )
 
 

@@ -11,6 +11,7 @@ from portside.auth.tokens import TokenService
 from portside.config import Settings
 from portside.content.artifacts import ArtifactService
 from portside.content.blobs import BlobService
+from portside.content.copy import ArtifactCopier
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
@@ -64,3 +65,4 @@ class Services:
     retention: RetentionService
     retention_runner: RetentionRunner
     labels: LabelService
+    copier: ArtifactCopier

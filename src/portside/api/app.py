@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside import __version__
 from portside.api import (
+    artifact_extras,
     artifact_labels,
     artifacts,
     audit,
@@ -33,7 +34,7 @@ API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router,
                system.router, gc.router]
 API_ROUTERS += [quotas.router]
 API_ROUTERS += [retention.router, immutable.router]
-API_ROUTERS[:0] = [artifact_labels.router, labels.router]  # first: see artifact_labels' docstring
+API_ROUTERS[:0] = [artifact_labels.router, artifact_extras.router, labels.router]  # first: see artifact_labels
 
 
 class CsrfHeaderMiddleware:
