@@ -140,3 +140,16 @@ def test_build_history(api: httpx.Client, registry: Registry) -> None:
     assert api.get(repo_path(project, "app", "/artifacts/nope/additions/build_history")).status_code == 404
     r = api.get(repo_path(project, "app", "/artifacts/v1/additions/bogus"))
     assert r.status_code == 400 and error_code(r) == "BAD_REQUEST"
+
+
+def test_copy_respects_immutable_tags(api: httpx.Client, registry: Registry) -> None:
+    source, target = new_project(api), new_project(api)
+    image = registry.push(f"{source}/app", "v1")
+    registry.push(f"{target}/app", "v1")  # another artifact holds the tag there
+    rule = {"disabled": False, "action": "immutable", "template": "immutable_template",
+            "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "v1"}],
+            "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]}}
+    ok(api.post(f"{API}/projects/{target}/immutabletagrules", json=rule), 201)
+    r = copy(api, target, "app", f"{source}/app:v1")
+    assert r.status_code == 403 and error_code(r) == "FORBIDDEN"
+    assert registry.manifest_status(f"{target}/app", image.digest) == 404  # nothing was written

@@ -107,7 +107,7 @@ def test_project_labels_and_who_may_manage_them(api: httpx.Client, auth_server: 
         listed = owner.get(f"{API}/labels", params={"scope": "p", "project_id": pid})
         assert names(listed) == [shared] and listed.headers["X-Total-Count"] == "1"
         ok(owner.put(f"{API}/labels/{label_id}", json={"description": "ours"}))
-    create_label(api, shared, scope="p", project_id=other_pid)  # names are unique per project only
+    elsewhere_label = create_label(api, shared, scope="p", project_id=other_pid)  # unique per project only
     with user_client(auth_server, api, project, "developer") as dev:
         assert dev.post(f"{API}/labels", json={"name": "d", "scope": "p", "project_id": pid}).status_code == 403
         assert dev.delete(f"{API}/labels/{label_id}").status_code == 403
@@ -118,6 +118,8 @@ def test_project_labels_and_who_may_manage_them(api: httpx.Client, auth_server: 
     r = api.get(f"{API}/labels", params={"scope": "p"})
     assert r.status_code == 400 and error_code(r) == "BAD_REQUEST"
     ok(api.delete(f"{API}/labels/{global_id}"))
+    ok(api.delete(f"{API}/projects/{elsewhere}"))  # a project's labels go with it
+    assert api.get(f"{API}/labels/{elsewhere_label}").status_code == 404
 
 
 def test_labels_on_artifacts(api: httpx.Client, registry: Registry, auth_server: RunningServer) -> None:
