@@ -67,6 +67,7 @@ def test_global_labels(api: httpx.Client, anon: httpx.Client) -> None:
     assert r.status_code == 409 and error_code(r) == "CONFLICT"
     assert name in names(api.get(f"{API}/labels", params={"scope": "g", "name": name[8:], "page_size": 100}))
     assert names(api.get(f"{API}/labels", params={"scope": "g", "q": f"name={name}"})) == [name]
+    assert names(api.get(f"{API}/labels", params={"q": f"name={name}", "project_id": 1})) == [name]  # g is default
 
     other = create_label(api, unique("other-"))  # scope defaults to global without a project
     ok(api.put(f"{API}/labels/{label_id}", json={"name": name + "x", "color": "#FF0000"}))

@@ -62,7 +62,7 @@ class LabelService:
         return found
 
     async def labels(self, scope: str, project_id: int | None) -> list[LabelRow]:
-        check_scope(scope, project_id)
+        check_scope(scope, project_id if scope == PROJECT else None)  # a project_id beside scope g is moot
         async with self.db.read() as conn:
             return await self.queries.labels(conn, scope=scope, project_id=project_id)
 
@@ -76,7 +76,10 @@ class LabelService:
                 await self._unique(conn, spec.name, owner, None)
                 label_id = await self.queries.create(conn, name=spec.name, description=spec.description,
                                                      color=spec.color, scope=scope, project_id=owner)
-        except IntegrityError:  # a concurrent create took the name
+        except IntegrityError:  # a concurrent create took the name, or the project was just deleted
+            async with self.db.read() as conn:
+                if await self.queries.by_name(conn, spec.name, owner) is None:
+                    raise NotFound(f"project {project_id} not found") from None
             raise Conflict(f"a label named {spec.name!r} already exists in this scope") from None
         return await self.get(label_id)
 
