@@ -23,6 +23,7 @@ from portside.auth.tokens import KEY_SETTING, TokenService
 from portside.config import Settings
 from portside.content.artifacts import ArtifactService
 from portside.content.blobs import BlobService
+from portside.content.copy import ArtifactCopier
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
 from portside.content.uploads import UploadService
@@ -42,6 +43,7 @@ from portside.lifecycle.retention_jobs import (
 )
 from portside.lifecycle.retention_service import RetentionService
 from portside.logs import AccessLogMiddleware, configure_logging
+from portside.management.labels import LabelService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -51,6 +53,7 @@ from portside.metadata.artifacts import ArtifactQueries
 from portside.metadata.audit import AuditQueries
 from portside.metadata.changes import ChangeCounter, listen_for_changes
 from portside.metadata.database import Database
+from portside.metadata.labels import LabelQueries
 from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
 from portside.metadata.retention import RetentionQueries
@@ -124,6 +127,8 @@ def build_services(settings: Settings) -> Services:
         immutability=immutability,
         retention=RetentionService(db, retention_queries, projects, jobs, scheduler),
         retention_runner=RetentionRunner(db, retention_queries, immutability),
+        labels=LabelService(db, LabelQueries(db)),
+        copier=ArtifactCopier(queries, ArtifactQueries(db), quotas=quotas, immutability=immutability),
     )
 
 

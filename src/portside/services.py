@@ -11,6 +11,7 @@ from portside.auth.tokens import TokenService
 from portside.config import Settings
 from portside.content.artifacts import ArtifactService
 from portside.content.blobs import BlobService
+from portside.content.copy import ArtifactCopier
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService
 from portside.content.uploads import UploadService
@@ -21,6 +22,7 @@ from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
 from portside.lifecycle.retention_jobs import RetentionRunner
 from portside.lifecycle.retention_service import RetentionService
+from portside.management.labels import LabelService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -62,3 +64,5 @@ class Services:
     immutability: ImmutabilityService
     retention: RetentionService
     retention_runner: RetentionRunner
+    labels: LabelService
+    copier: ArtifactCopier

@@ -9,11 +9,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside import __version__
 from portside.api import (
+    artifact_extras,
+    artifact_labels,
     artifacts,
     audit,
     errors,
     gc,
     immutable,
+    labels,
     members,
     metadatas,
     permissions,
@@ -38,6 +41,7 @@ API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router,
 API_ROUTERS += [quotas.router]
 API_ROUTERS += [retention.router, immutable.router]
 API_ROUTERS += [ping.router, repositories.router, metadatas.router, permissions.router, project_artifacts.router]
+API_ROUTERS[:0] = [artifact_labels.router, artifact_extras.router, labels.router]  # first: see artifact_labels
 
 
 class CsrfHeaderMiddleware:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
+from portside.api.labels import label_json
 from portside.api.pagination import Paging, PagingDep, set_page_headers
 from portside.api.params import REPOSITORY_NAME
 from portside.api.query import Term, parse_q
@@ -112,7 +113,8 @@ def accessory_json(acc: Accessory) -> dict[str, Any]:
 
 
 def artifact_json(art: Artifact, *, with_tag: bool = True,
-                  immutable: Collection[tuple[int, str]] = ()) -> dict[str, Any]:
+                  immutable: Collection[tuple[int, str]] = (),
+                  labels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     row = art.row
     return {
         "id": row.id,
@@ -132,7 +134,7 @@ def artifact_json(art: Artifact, *, with_tag: bool = True,
         "annotations": row.annotations,
         "references": [reference_json(r) for r in art.references],
         "tags": [tag_json(t, row, immutable) for t in art.tags] if with_tag else None,
-        "labels": [],
+        "labels": labels or [],
         "accessories": [accessory_json(a) for a in art.accessories],
         "addition_links": {},
     }
@@ -258,11 +260,21 @@ def _tags_match(term: Term, tags: list[TagRow]) -> bool:
     return any(term.matches(t.name) for t in tags)
 
 
-def _select_artifacts(candidates: list[Candidate], terms: dict[str, Term]) -> list[Candidate]:
+def _label_ids(term: Term) -> set[int]:
+    """`labels=(1 2)` or `labels=1`: the ids of labels an artifact must all carry (Harbor's AND list)."""
+    values = term.value if term.kind == "any" and isinstance(term.value, tuple) else (term.value,)
+    if term.kind not in ("exact", "any") or not all(isinstance(v, str) and v.isdigit() for v in values):
+        raise Invalid("filter labels by id: labels=ID or labels=(ID1 ID2), the artifact carrying all of them")
+    return {int(str(v)) for v in values}
+
+
+def _select_artifacts(candidates: list[Candidate], terms: dict[str, Term],
+                      labelled: dict[int, set[int]] | None = None) -> list[Candidate]:
+    wanted_labels = _label_ids(terms["labels"]) if "labels" in terms else set()
     selected = []
     for c in candidates:
-        if "labels" in terms:
-            continue  # no labels exist, so no artifact carries the asked ones
+        if wanted_labels and not wanted_labels <= (labelled or {}).get(c.row.id, set()):
+            continue
         if "tags" in terms and not _tags_match(terms["tags"], c.tags):
             continue
         fields: dict[str, Any] = {
@@ -290,9 +302,13 @@ def _include_all(terms: dict[str, Term]) -> bool:
 async def _artifact_page(request: Request, response: Response, services: Services, paging: Paging,
                          candidates: list[Candidate], terms: dict[str, Term], sort: str | None,
                          with_tag: bool, with_accessory: bool,
-                         latest_in_repository: bool = False, with_immutable_status: bool = False,
-                         ) -> list[dict[str, Any]]:
-    selected = _select_artifacts(candidates, terms)
+                         latest_in_repository: bool = False, with_label: bool = False,
+                         with_immutable_status: bool = False) -> list[dict[str, Any]]:
+    labelled: dict[int, set[int]] = {}
+    if "labels" in terms:
+        carried = await services.labels.of_artifacts([c.row.id for c in candidates])
+        labelled = {art_id: {label.id for label in found} for art_id, found in carried.items()}
+    selected = _select_artifacts(candidates, terms, labelled)
     if latest_in_repository and ("media_type" in terms or "artifact_type" in terms):
         latest: dict[int, Candidate] = {}
         for c in selected:
@@ -304,7 +320,13 @@ async def _artifact_page(request: Request, response: Response, services: Service
     page = _page(request, response, paging, ordered)
     arts = await services.artifacts.assemble(page, with_accessory=with_accessory)
     immutable = await _immutable(services, with_tag and with_immutable_status, ((a.row, a.tags) for a in arts))
-    return [artifact_json(a, with_tag=with_tag, immutable=immutable) for a in arts]
+    labels = await _labels(services, [a.row.id for a in arts]) if with_label else {}
+    return [artifact_json(a, with_tag=with_tag, immutable=immutable, labels=labels.get(a.row.id)) for a in arts]
+
+
+async def _labels(services: Services, artifact_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    found = await services.labels.of_artifacts(artifact_ids)
+    return {art_id: [label_json(label) for label in labels] for art_id, labels in found.items()}
 
 
 # -- tags of an artifact ------------------------------------------------------------------------
@@ -373,7 +395,8 @@ async def get_artifact(project_name: str, repository_name: str, reference: str, 
     _, repo = await _repository(services, principal, project_name, repository_name, "artifact:read")
     art = await services.artifacts.get(repo, reference, with_accessory=with_accessory)
     immutable = await _immutable(services, with_tag and with_immutable_status, [(art.row, art.tags)])
-    return artifact_json(art, with_tag=with_tag, immutable=immutable)
+    labels = await _labels(services, [art.row.id]) if with_label else {}
+    return artifact_json(art, with_tag=with_tag, immutable=immutable, labels=labels.get(art.row.id))
 
 
 @router.delete(ARTIFACT)
@@ -395,7 +418,7 @@ async def list_artifacts(request: Request, response: Response, project_name: str
     candidates = await services.artifacts.candidates(
         repository_id=repo.id, include_all=_include_all(terms), with_content="media_type" in terms or "type" in terms)
     return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
-                                with_accessory, with_immutable_status=with_immutable_status)
+                                with_accessory, with_label=with_label, with_immutable_status=with_immutable_status)
 
 
 @router.get("/projects/{project_name_or_id}/artifacts")
@@ -411,7 +434,7 @@ async def list_project_artifacts(request: Request, response: Response, project_n
         project_id=project.id, include_all=_include_all(terms),
         with_content="media_type" in terms or "type" in terms)
     return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
-                                with_accessory, latest_in_repository, with_immutable_status)
+                                with_accessory, latest_in_repository, with_label, with_immutable_status)
 
 
 # -- repositories -------------------------------------------------------------------------------

@@ -306,6 +306,17 @@ class ArtifactService:
             self._configs.popitem(last=False)
         return parsed
 
+    async def image_config(self, repo: RepositoryRow, reference: str) -> dict[str, Any] | None:
+        """The parsed config of an image manifest ({} when unreadable); None for anything else (an index...)."""
+        async with self.db.read() as conn:
+            row = await self._resolve(conn, repo, reference)
+            content = (await self.queries.contents(conn, [row.id])).get(row.id, b"{}")
+        doc = _doc(content)
+        config = doc.get("config")
+        if "manifests" in doc or not isinstance(config, dict) or config.get("mediaType") not in IMAGE_CONFIGS:
+            return None
+        return await self._config(str(config.get("digest") or ""), int(config.get("size") or 0))
+
     # -- deletes -------------------------------------------------------------------------------
 
     async def delete(self, repo: RepositoryRow, reference: str) -> ArtifactRow:

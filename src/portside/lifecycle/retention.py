@@ -6,7 +6,8 @@ A policy (algorithm "or") has up to 15 rules. For one repository:
 1. *candidates* are the artifacts that do not hang off another one: not listed by an index of the
    repository and not a referrer (`subject`) of an artifact of the repository;
 2. each enabled rule whose repository selectors select the repository takes the candidates its tag
-   selectors select (untagged ones only as their `untagged` extras say) and keeps some of them by its
+   selectors select (untagged ones only as their `untagged` extras say; label selectors by the labels
+   an artifact carries) and keeps some of them by its
    template (`latestPushedK`, `latestPulledN`, `nDaysSinceLastPush`, `nDaysSinceLastPull`, `always`);
 3. an artifact is kept if ANY rule keeps it; artifacts carrying an immutable tag are always kept;
 4. what a kept artifact needs is kept with it: the children its index lists and its referrers
@@ -28,6 +29,8 @@ from typing import Any
 from portside.errors import Invalid
 from portside.jobs.cron import parse_schedule
 from portside.lifecycle.selectors import (
+    LABEL_DECORATIONS,
+    LABEL_KIND,
     Selector,
     parse_scope_selectors,
     parse_tag_selectors,
@@ -151,7 +154,7 @@ def parse_rule(raw: Any, where: str, index: int) -> Rule:
         disabled=disabled,
         template=template,
         params=params,
-        tag_selectors=parse_tag_selectors(raw.get("tag_selectors"), f"{where}.tag_selectors"),
+        tag_selectors=parse_tag_selectors(raw.get("tag_selectors"), f"{where}.tag_selectors", labels=True),
         scope_selectors=parse_scope_selectors(raw.get("scope_selectors"), f"{where}.scope_selectors"),
     )
 
@@ -314,7 +317,8 @@ def metadata() -> dict[str, Any]:
         ],
         "scope_selectors": [{"display_text": "Repositories", "kind": "doublestar",
                              "decorations": ["repoMatches", "repoExcludes"]}],
-        "tag_selectors": [{"display_text": "Tags", "kind": "doublestar", "decorations": ["matches", "excludes"]}],
+        "tag_selectors": [{"display_text": "Tags", "kind": "doublestar", "decorations": ["matches", "excludes"]},
+                          {"display_text": "Labels", "kind": LABEL_KIND, "decorations": list(LABEL_DECORATIONS)}],
     }
 
 
@@ -332,6 +336,7 @@ class Artifact:
     pulled_at: datetime | None = None
     children: tuple[str, ...] = ()  # digests an index lists
     subject: str | None = None
+    labels: tuple[str, ...] = ()  # names of the labels it carries
 
     def label(self) -> str:
         return f"{self.digest} [{', '.join(self.tags)}]" if self.tags else f"{self.digest} (untagged)"
@@ -401,7 +406,7 @@ def plan(artifacts: Sequence[Artifact], rules: Iterable[Rule], now: datetime,
     for rule in sorted(rules, key=lambda r: (r.priority, r.id)):
         if rule.disabled:
             continue
-        selected = [c for c in candidates if tags_selected(rule.tag_selectors, c.tags)]
+        selected = [c for c in candidates if tags_selected(rule.tag_selectors, c.tags, c.labels)]
         for a in keep_by_template(rule, selected, now):
             kept.setdefault(a.digest, rule.describe())
     for a in artifacts:

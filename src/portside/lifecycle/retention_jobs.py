@@ -40,7 +40,7 @@ def to_artifact(m: ManifestState) -> Artifact:
     newest_tag = max((ts for _, ts in m.tags), default=m.pushed_at)
     return Artifact(id=m.id, digest=m.digest, pushed_at=max(m.pushed_at, newest_tag),
                     tags=tuple(name for name, _ in m.tags), pulled_at=m.pulled_at, children=m.children,
-                    subject=m.subject)
+                    subject=m.subject, labels=m.labels)
 
 
 class RetentionRunner:

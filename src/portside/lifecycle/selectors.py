@@ -9,6 +9,10 @@ segments (`**` alone matches everything), `[abc]`/`[!a-z]` are character classes
 alternatives, and `\\` escapes the next character. An empty pattern matches everything (Harbor's
 rule). Tags have no `/`, so for tags `*` and `**` are the same.
 
+Retention rules may also carry Harbor's label selectors among their tag selectors: {kind: "label",
+decoration: "withLabels" | "withoutLabels", pattern: "name1,name2"}, selecting the artifacts that carry
+all of those labels, or none of them.
+
 `extras` is a JSON string; `{"untagged": true}` makes a tag selector's decoration apply to untagged
 artifacts as well: `matches` then selects untagged artifacts, `excludes` then leaves them out.
 Without it `matches` leaves untagged artifacts out and `excludes` selects them (they carry no tag
@@ -18,7 +22,7 @@ the excluded pattern names).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -31,6 +35,9 @@ KIND = "doublestar"
 MATCHES, EXCLUDES = "matches", "excludes"
 REPO_MATCHES, REPO_EXCLUDES = "repoMatches", "repoExcludes"
 TAG_DECORATIONS = (MATCHES, EXCLUDES)
+LABEL_KIND = "label"
+WITH_LABELS, WITHOUT_LABELS = "withLabels", "withoutLabels"
+LABEL_DECORATIONS = (WITH_LABELS, WITHOUT_LABELS)
 REPO_DECORATIONS = (REPO_MATCHES, REPO_EXCLUDES)
 MAX_PATTERN = 512
 _FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB | glob.FORCEUNIX
@@ -113,6 +120,16 @@ class Selector:
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "decoration": self.decoration, "pattern": self.pattern, "extras": self.extras}
 
+    def label_names(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.pattern.split(",") if n.strip())
+
+    def selects(self, tags: Sequence[str], labels: Collection[str]) -> bool:
+        """Whether this tag or label selector selects an artifact carrying `tags` and `labels`."""
+        if self.kind == LABEL_KIND:
+            names = self.label_names()
+            return names <= set(labels) if self.decoration == WITH_LABELS else not names & set(labels)
+        return self.selects_tags(tags)
+
     def selects_tags(self, tags: Sequence[str]) -> bool:
         """Harbor's tag selection for one artifact carrying `tags` (possibly none)."""
         if not tags:
@@ -140,12 +157,28 @@ def untagged_flag(extras: str) -> bool:
     return isinstance(parsed, dict) and parsed.get("untagged") is True
 
 
-def parse_selector(raw: Any, where: str, decorations: Sequence[str]) -> Selector:
+def parse_label_selector(raw: dict[str, Any], where: str) -> Selector:
+    decoration = raw.get("decoration", WITH_LABELS)
+    if decoration not in LABEL_DECORATIONS:
+        raise Invalid(f"{where}.decoration: {decoration!r} is not one of {', '.join(LABEL_DECORATIONS)}")
+    pattern = raw.get("pattern", "")
+    if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN:
+        raise Invalid(f"{where}.pattern: label names separated by commas, at most {MAX_PATTERN} characters")
+    names = [n.strip() for n in pattern.split(",") if n.strip()]
+    if not names:
+        raise Invalid(f"{where}.pattern: name at least one label, such as \"release,approved\"")
+    return Selector(LABEL_KIND, decoration, ",".join(names))
+
+
+def parse_selector(raw: Any, where: str, decorations: Sequence[str], *, labels: bool = False) -> Selector:
     if not isinstance(raw, dict):
         raise Invalid(f"{where}: a selector is an object with kind, decoration and pattern")
     kind = raw.get("kind", KIND)
+    if labels and kind == LABEL_KIND:
+        return parse_label_selector(raw, where)
     if kind != KIND:
-        raise Invalid(f"{where}.kind: {kind!r} is not supported; use {KIND!r}")
+        supported = f"{KIND!r} or {LABEL_KIND!r}" if labels else repr(KIND)
+        raise Invalid(f"{where}.kind: {kind!r} is not supported; use {supported}")
     decoration = raw.get("decoration", decorations[0])
     if decoration not in decorations:
         raise Invalid(f"{where}.decoration: {decoration!r} is not one of {', '.join(decorations)}")
@@ -168,10 +201,11 @@ def parse_selector(raw: Any, where: str, decorations: Sequence[str]) -> Selector
     return Selector(KIND, decoration, pattern, extras)
 
 
-def parse_tag_selectors(raw: Any, where: str) -> tuple[Selector, ...]:
+def parse_tag_selectors(raw: Any, where: str, *, labels: bool = False) -> tuple[Selector, ...]:
+    """Tag selectors; with `labels` (retention) label selectors too."""
     if not isinstance(raw, list) or not raw:
         raise Invalid(f"{where}: at least one tag selector is required")
-    return tuple(parse_selector(s, f"{where}[{i}]", TAG_DECORATIONS) for i, s in enumerate(raw))
+    return tuple(parse_selector(s, f"{where}[{i}]", TAG_DECORATIONS, labels=labels) for i, s in enumerate(raw))
 
 
 def parse_scope_selectors(raw: Any, where: str) -> dict[str, tuple[Selector, ...]]:
@@ -195,9 +229,9 @@ def repository_selected(scope: dict[str, tuple[Selector, ...]], relative_name: s
     return all(s.selects_repository(relative_name) for s in scope.get("repository", ()))
 
 
-def tags_selected(selectors: Iterable[Selector], tags: Sequence[str]) -> bool:
-    """All tag selectors must select the artifact."""
-    return all(s.selects_tags(tags) for s in selectors)
+def tags_selected(selectors: Iterable[Selector], tags: Sequence[str], labels: Collection[str] = ()) -> bool:
+    """All tag (and label) selectors must select the artifact."""
+    return all(s.selects(tags, labels) for s in selectors)
 
 
 def relative_repository(repository: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ layer and config bytes live in the blob store, named by digest.
               └─ robots (project level; system robots have no project)
     audit_logs, system_settings
     projects ── retention_policies, immutable_rules (tag lifecycle)
+    labels (global, or of one project) ── artifact_labels ── manifests
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -279,3 +281,34 @@ class ImmutableTagRule(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     __table_args__ = {"sqlite_autoincrement": True}
+
+
+class Label(Base):
+    """Harbor's label: global (scope `g`, no project) or of one project (scope `p`)."""
+
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    color: Mapped[str] = mapped_column(String(32), default="")
+    scope: Mapped[str] = mapped_column(String(1))  # g or p
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Names are unique within a project, and among global labels: their project_id is NULL, and NULLs
+    # never collide in a unique constraint, hence the partial index.
+    __table_args__ = (
+        UniqueConstraint("name", "project_id"),
+        Index("uq_labels_global_name", "name", unique=True, sqlite_where=text("project_id IS NULL"),
+              postgresql_where=text("project_id IS NULL")),
+        {"sqlite_autoincrement": True},  # a deleted label's id must never name a new one
+    )
+
+
+class ArtifactLabel(Base):
+    """A label on an artifact; both foreign keys cascade, so deleting either side drops the link."""
+
+    __tablename__ = "artifact_labels"
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

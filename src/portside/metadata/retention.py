@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.metadata.database import Database
 from portside.metadata.models import (
+    ArtifactLabel,
+    Label,
     Manifest,
     ManifestReference,
     Repository,
@@ -35,6 +37,8 @@ refs = table(ManifestReference)
 tags = table(Tag)
 tasks_table = table(Task)
 schedules = table(Schedule)
+artifact_labels = table(ArtifactLabel)
+labels = table(Label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class ManifestState:
     subject: str | None
     children: tuple[str, ...]
     tags: tuple[tuple[str, datetime], ...]  # (name, updated_at)
+    labels: tuple[str, ...] = ()  # names of the labels it carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +138,16 @@ class RetentionQueries:
             tags.c.repository_id == repo.id).order_by(tags.c.name)
         for t in await conn.execute(tagged):
             tag_rows.setdefault(t.manifest_id, []).append((t.name, aware(t.updated_at)))
+        label_names: dict[int, list[str]] = {}
+        labelled = (select(artifact_labels.c.manifest_id, labels.c.name)
+                    .select_from(artifact_labels.join(labels, labels.c.id == artifact_labels.c.label_id)
+                                 .join(manifests, manifests.c.id == artifact_labels.c.manifest_id))
+                    .where(manifests.c.repository_id == repo.id).order_by(labels.c.name))
+        for la in await conn.execute(labelled):
+            label_names.setdefault(la.manifest_id, []).append(la.name)
         states = [ManifestState(r.id, r.digest, aware(r.pushed_at), aware(r.pulled_at) if r.pulled_at else None,
-                                r.subject_digest, tuple(children.get(r.id, ())), tuple(tag_rows.get(r.id, ())))
+                                r.subject_digest, tuple(children.get(r.id, ())), tuple(tag_rows.get(r.id, ())),
+                                tuple(label_names.get(r.id, ())))
                   for r in rows]
         return RepositoryState(repo.id, repo.name, repo.project_id, states)
 
