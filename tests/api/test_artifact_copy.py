@@ -151,5 +151,5 @@ def test_copy_respects_immutable_tags(api: httpx.Client, registry: Registry) -> 
             "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]}}
     ok(api.post(f"{API}/projects/{target}/immutabletagrules", json=rule), 201)
     r = copy(api, target, "app", f"{source}/app:v1")
-    assert r.status_code == 403 and error_code(r) == "FORBIDDEN"
+    assert r.status_code == 412 and error_code(r) == "PRECONDITION"  # as every immutable-tag refusal under /api
     assert registry.manifest_status(f"{target}/app", image.digest) == 404  # nothing was written
