@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import pytest
 
+from portside.jobs.queue import FINAL
 from tests.api.artifact_support import Registry, registry_for
 from tests.conftest import ADMIN_PASSWORD
 from tests.servers import RunningServer
@@ -23,7 +24,6 @@ from tests.servers import RunningServer
 T = TypeVar("T")
 ARTICLE_RETENTION = {"schedule": {"type": "Hourly", "cron": "0 * * * *"},
                      "rules": [{"action": "retain", "parameters": {"n": 3, "tagSelectors": ["*"]}}]}
-IMMUTABLE_SELECTORS = {"tags": "release-*", "repositories": "**"}
 
 
 @pytest.fixture
@@ -46,6 +46,16 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 60) -> T:
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+async def eventually_async(check: Callable[[], Awaitable[T]], what: str, timeout: float = 60) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
 
 
 def older_than(push_time: str, days: int) -> bool:
@@ -177,12 +187,11 @@ async def _harborapi(server: RunningServer, registry: Registry) -> None:
     assert len(executions) == 1 and executions[0].dry_run is True
     execution_id = executions[0].id
     assert execution_id is not None
-    for _ in range(300):
+    async def finished() -> str | None:
         status = (await client.get_retention_executions(policy_id))[0].status
-        if status in ("Success", "Failed", "Error", "Stopped"):
-            break
-        await asyncio.sleep(0.2)
-    assert status == "Success"
+        return status if status in FINAL else None
+
+    assert await eventually_async(finished, "the retention run") == "Success"
     # Explicit paging: by default harborapi sends `page=&page_size=`, empty values handled in another change.
     tasks = await client.get_retention_tasks(policy_id, execution_id, page=1, page_size=10)
     assert {t.repository for t in tasks} == {"team/app", "web"}
@@ -190,12 +199,23 @@ async def _harborapi(server: RunningServer, registry: Registry) -> None:
     # garbage collection: the schedule, a manual (dry) run, the history
     schedule = await client.get_gc_schedule()
     assert schedule is not None
-    await client.create_gc_schedule(Schedule(schedule=ScheduleObj(type="Manual"),
-                                             parameters={"delete_untagged": False, "dry_run": True}))
-    assert await client.get_gc_jobs()
+    async def start_gc() -> str | None:
+        try:
+            return await client.create_gc_schedule(Schedule(
+                schedule=ScheduleObj(type="Manual"), parameters={"delete_untagged": False, "dry_run": True}))
+        except Conflict:  # another test's run is still going
+            return None
+
+    gc_id = int((await eventually_async(start_gc, "a free GC slot")).rsplit("/", 1)[1])
+    assert gc_id in {job.id for job in await client.get_gc_jobs()}
+
+    async def gc_finished() -> bool:
+        return (await client.get_gc_job(gc_id)).job_status in FINAL
+
+    await eventually_async(gc_finished, "the GC run")
 
     # audit logs
-    assert await client.get_audit_logs(query=f"resource=~{project}")
+    await eventually_async(lambda: client.get_audit_logs(query=f"resource=~{project}"), "audit entries")
 
     # the system bits scripts ask for
     volumes = await client.get_system_volume_info()
@@ -336,7 +356,7 @@ def test_harbor_api_client(auth_server: RunningServer, registry: Registry) -> No
     policy_id = int(projects.get_project(project).metadata.retention_id)
     retention.trigger_retention_execution(policy_id, body={"dry_run": True})
     execution = eventually(lambda: next((e for e in retention.list_retention_executions(policy_id)
-                                         if e.status in ("Success", "Failed", "Stopped")), None),
+                                         if e.status in FINAL), None),
                            "the retention run")
     assert execution.status == "Success" and execution.dry_run is True
     tasks = retention.list_retention_tasks(policy_id, execution.id)
@@ -345,12 +365,21 @@ def test_harbor_api_client(auth_server: RunningServer, registry: Registry) -> No
     # garbage collection: the schedule, a manual dry run, the history
     gc = hc.GcApi(client)
     gc.get_gc_schedule()
-    gc.create_gc_schedule(hc.Schedule(schedule=hc.ScheduleObj(type="Manual"),
-                                      parameters={"delete_untagged": False, "dry_run": True}))
-    assert gc.get_gc_history()
+    def start_gc() -> str | None:
+        try:
+            _, _, headers = gc.create_gc_schedule_with_http_info(hc.Schedule(
+                schedule=hc.ScheduleObj(type="Manual"), parameters={"delete_untagged": False, "dry_run": True}))
+        except ApiException as exc:
+            assert exc.status == 409, exc.body  # another test's run is still going
+            return None
+        return str(headers["Location"])
+
+    gc_id = int(eventually(start_gc, "a free GC slot").rsplit("/", 1)[1])
+    assert gc_id in {job.id for job in gc.get_gc_history()}
+    eventually(lambda: gc.get_gc(gc_id).job_status in FINAL, "the GC run")
 
     # audit logs, volumes, permissions
-    assert hc.AuditlogApi(client).list_audit_logs(q=f"resource=~{project}")
+    eventually(lambda: hc.AuditlogApi(client).list_audit_logs(q=f"resource=~{project}"), "audit entries")
     assert hc.SysteminfoApi(client).get_volumes().storage[0].total > 0
     granted = users.get_current_user_permissions(scope=f"/project/{pid}", relative=True)
     assert ("repository", "push") in {(p.resource, p.action) for p in granted}
