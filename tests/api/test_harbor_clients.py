@@ -192,8 +192,8 @@ async def _harborapi(server: RunningServer, registry: Registry) -> None:
         return status if status in FINAL else None
 
     assert await eventually_async(finished, "the retention run") == "Success"
-    # Explicit paging: by default harborapi sends `page=&page_size=`, empty values handled in another change.
-    tasks = await client.get_retention_tasks(policy_id, execution_id, page=1, page_size=10)
+    # harborapi's defaults send `page=&page_size=`: empty values mean the defaults
+    tasks = await client.get_retention_tasks(policy_id, execution_id)
     assert {t.repository for t in tasks} == {"team/app", "web"}
 
     # garbage collection: the schedule, a manual (dry) run, the history
