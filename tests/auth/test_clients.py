@@ -1,6 +1,6 @@
-"""Real clients with credentials: skopeo (--src-creds/--dest-creds), oras-py (login, push, pull) and
-@sigstore/oci (npm; attach a bundle to an image), as users and as robots (whose `robot$project+name` names
-must survive every layer), into a private project."""
+"""Real clients with credentials: skopeo (--src-creds/--dest-creds), oras-py (login, push, pull),
+@sigstore/oci (npm; attach a bundle to an image) and buildah (push, pull), as users and as robots (whose
+`robot$project+name` names must survive every layer), into a private project."""
 
 from __future__ import annotations
 
@@ -227,3 +227,61 @@ def test_sigstore_oci_attaches_a_bundle(auth_server: RunningServer, harbor: Harb
         listed = c.get(f"/v2/{repo}/referrers/{image.digest}").json()["manifests"]
         assert [(d["digest"], d["artifactType"]) for d in listed] == [(result["artifact"]["digest"], SIGSTORE_BUNDLE)]
         assert c.get(f"/v2/{repo}/blobs/{sha256(bundle.read_bytes())}").content == bundle.read_bytes()
+
+
+# -- buildah ---------------------------------------------------------------------------------------------
+
+
+class Buildah:
+    """The real buildah, as root without a daemon: vfs storage under `home`, its own (empty) registries
+    configuration and auth file, no signature policy checks."""
+
+    def __init__(self, home: Path) -> None:
+        binary = shutil.which("buildah")
+        if binary is None:
+            pytest.fail("buildah is not installed: run scripts/test (it installs it), or apt-get install buildah",
+                        pytrace=False)
+        self.binary, self.home = binary, home
+        (home / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+        (home / "registries.conf").write_text("")
+        (home / "auth.json").write_text('{"auths": {}}')
+        (home / "run").mkdir()
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+                    "XDG_RUNTIME_DIR": str(home / "run"), "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
+                    "REGISTRY_AUTH_FILE": str(home / "auth.json"), "TMPDIR": str(home)}
+
+    def __call__(self, *args: str, store: str = "build") -> str:
+        cmd = [self.binary, "--root", str(self.home / store / "root"), "--runroot", str(self.home / store / "run"),
+               "--storage-driver", "vfs", *args]
+        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
+        return proc.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def buildah_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Buildah, str]:
+    """(buildah, image id): a one-file image built from scratch, once per session."""
+    home = tmp_path_factory.mktemp("buildah")
+    buildah = Buildah(home)
+    (home / "hello.txt").write_text(f"hello from {unique('')}\n")
+    policy = ["--signature-policy", str(home / "policy.json")]
+    container = buildah("from", *policy, "scratch")
+    buildah("copy", container, str(home / "hello.txt"), "/hello.txt")
+    buildah("config", "--os", "linux", "--arch", "amd64", "--cmd", "/hello", container)
+    image_id = buildah("commit", "--quiet", *policy, container, "localhost/portside-test:v1")
+    return buildah, image_id
+
+
+def test_buildah_push_and_pull(buildah_image: tuple[Buildah, str], auth_server: RunningServer, harbor: Harbor,
+                               team: Team) -> None:
+    """A developer pushes (Docker v2 schema 2 and OCI), a pull-only robot pulls into an empty store."""
+    buildah, image_id = buildah_image
+    robot = harbor.robot(team.private, ("pull",), level="project", name=unique("buildah"))
+    policy = ["--signature-policy", str(buildah.home / "policy.json")]
+    developer = team.users["developer"]
+    for fmt in ("v2s2", "oci"):
+        ref = f"docker://{auth_server.host}/{team.private}/{unique('buildah')}:v1"
+        buildah("push", *policy, "--tls-verify=false", "--creds", creds(developer), "--format", fmt,
+                "localhost/portside-test:v1", ref)
+        buildah("pull", *policy, "--tls-verify=false", "--creds", creds(robot), "--quiet", ref, store=fmt)
+        assert buildah("images", "--quiet", "--no-trunc", store=fmt).splitlines() == [f"sha256:{image_id}"]

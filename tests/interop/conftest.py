@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_PASSWORD
 from tests.interop.pki import Pki, pki_fixture  # noqa: F401  (the `pki` fixture)
 from tests.servers import RunningServer, database_url
 
@@ -89,6 +90,19 @@ def plain_registry(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="session")
 def tls_registry(backend: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     srv = _start(backend, tmp_path_factory.mktemp(f"interop-https-{backend}"), pki)
+    yield Registry(srv, pki.ca_cert)
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_tls_registry(backend: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Authentication on, over TLS: for clients that send credentials only over HTTPS (python-dxf)."""
+    data_dir = tmp_path_factory.mktemp(f"interop-auth-{backend}")
+    srv = RunningServer(
+        data_dir, database_url(backend, data_dir),
+        env={**SERVER_ENV, "PORTSIDE_ADMIN_PASSWORD": ADMIN_PASSWORD}, tls=pki.server_tls, ca_file=pki.ca_cert,
+        auth=True,
+    ).start()
     yield Registry(srv, pki.ca_cert)
     srv.stop()
 
