@@ -80,8 +80,10 @@ def migrate(
 ) -> None:
     """Bring the metadata database schema up to date (serve does this on start)."""
     from portside.metadata.database import migrate as run
+    from portside.storage.private import make_private
 
     settings = _settings(config, data_dir=data_dir)
+    make_private(settings)
     run(settings.database_url)
     typer.echo("database schema is up to date")
 
@@ -150,8 +152,10 @@ def _administer(config: Path | None, data_dir: Path | None, action: Callable[[_A
     from portside.metadata.accounts import AccountQueries
     from portside.metadata.database import migrate as run_migrations
     from portside.metadata.projects import ProjectQueries
+    from portside.storage.private import make_private
 
     settings = _settings(config, data_dir=data_dir)
+    make_private(settings)
     run_migrations(settings.database_url)
 
     async def main() -> T:

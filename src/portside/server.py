@@ -15,6 +15,7 @@ from portside.bootstrap import bootstrap
 from portside.config import SETTINGS_ENV, Settings
 from portside.logs import configure_logging
 from portside.metadata.database import migrate
+from portside.storage.private import make_private
 
 log = logging.getLogger("portside")
 
@@ -24,8 +25,7 @@ MALLOC_ARENAS = "2"
 
 
 def prepare(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.storage_root.mkdir(parents=True, exist_ok=True)
+    make_private(settings)  # before anything is created: the workers inherit the umask
     migrate(settings.database_url)
     if settings.open_registry:
         log.warning("authentication is OFF (--no-auth): anyone who can reach this port may push, pull and delete")

@@ -12,12 +12,14 @@ from portside.config import Settings
 from portside.logs import configure_logging
 from portside.metadata.changes import listen_for_changes
 from portside.metadata.database import migrate
+from portside.storage.private import make_private
 
 log = logging.getLogger("portside")
 
 
 async def run_worker(settings: Settings) -> None:
     configure_logging(settings.log)
+    make_private(settings)
     await asyncio.to_thread(migrate, settings.database_url)
     services = build_services(settings)
     signing = await load_signing(settings, services.accounts)

@@ -333,6 +333,10 @@ def test_a_robot_grants_no_more_than_it_holds(accounts: Accounts) -> None:
     # Narrowing what it made is fine.
     r = robot.put(f"{API}/robots/{made['id']}", json={**made, "description": "narrowed"})
     assert r.status_code == 200, r.text
+    # Refreshing a wider robot's secret would hand it that robot's power.
+    wide = create(admin, {**project_robot(project), "permissions": project_access(project, "repository:delete")})
+    error_message(robot.patch(f"{API}/robots/{wide['id']}", json={}), 403)
+    assert robot.patch(f"{API}/robots/{made['id']}", json={}).status_code == 200
 
 
 def test_a_project_admin_grants_only_its_own_permissions(accounts: Accounts) -> None:

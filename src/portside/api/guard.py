@@ -84,7 +84,7 @@ class BodyGuard:
         except Unauthorized as exc:
             message = exc.message
         except TooManyRequests as exc:
-            return _error("TOO_MANY_REQUEST", 429, exc.message)
+            return _error("TOO_MANY_REQUEST", 429, exc.message, {"Retry-After": str(exc.retry_after)})
         return _error("UNAUTHORIZED", 401, message, {"WWW-Authenticate": 'Basic realm="portside"'})
 
     async def _signed_in(self, connection: HTTPConnection) -> bool:

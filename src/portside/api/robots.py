@@ -116,10 +116,9 @@ async def _require(services: Services, principal: Principal, robot: RobotRow, pe
         raise NotFound(f"robot {robot.id} not found") from None
 
 
-async def _require_held(services: Services, principal: Principal, level: str, permissions: list[dict[str, Any]],
+async def _require_held(services: Services, principal: Principal, permissions: list[dict[str, Any]],
                         current: list[dict[str, Any]] | None = None) -> None:
     """A robot gets no permission its grantor lacks (403), as in Harbor."""
-    check_permissions(level, permissions)
     missing = await not_held(services.access, principal, permissions, current)
     if missing:
         shown = ", ".join(missing[:8]) + (", ..." if len(missing) > 8 else "")
@@ -201,7 +200,8 @@ async def create_robot(request: Request, body: RobotCreate, services: ServicesDe
                 raise NotFound(f"project {namespace} not found")
     else:
         raise Invalid("level must be 'system' or 'project'")
-    await _require_held(services, principal, body.level, body.permissions)
+    check_permissions(body.level, body.permissions)
+    await _require_held(services, principal, body.permissions)
     created = await services.robot_admin.create(
         name=body.name, level=body.level, permissions=body.permissions,
         duration=-1 if body.duration is None else body.duration, description=body.description,
@@ -233,7 +233,8 @@ async def update_robot(request: Request, robot_id: Id, body: RobotUpdate, servic
     if principal.kind == "robot" and principal.id == robot.id:
         raise Denied("a robot account cannot change its own account (only refresh its secret)")
     if body.permissions is not None:
-        await _require_held(services, principal, robot.level, body.permissions, robot.permissions)
+        check_permissions(robot.level, body.permissions)
+        await _require_held(services, principal, body.permissions, robot.permissions)
     robot = await services.robot_admin.update(robot, description=body.description, disabled=body.disable,
                                               duration=body.duration, permissions=body.permissions)
     _audit(services, request, principal, "update", robot)
@@ -246,6 +247,8 @@ async def refresh_secret(request: Request, robot_id: Id, body: RobotSec, service
     robot = await _robot(services, principal, robot_id)
     if not (principal.kind == "robot" and principal.id == robot.id):  # a robot may refresh its own secret
         await _require(services, principal, robot, "robot:update")
+        # The new secret is the robot's power: only for someone who holds all of it already.
+        await _require_held(services, principal, robot.permissions)
     secret = await services.robot_admin.refresh_secret(robot, body.secret or None)
     _audit(services, request, principal, "update", robot, detail="secret refreshed")
     return {"secret": secret}
