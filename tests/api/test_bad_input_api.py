@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -103,3 +105,24 @@ def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, repo: 
                    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
     assert r.status_code == 400, r.text
     assert r.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+
+
+@pytest.mark.parametrize("method,path,kwargs", [
+    ("GET", "/audit-logs", {"params": {"q": "username=~a\x00b"}}),
+    ("GET", "/search", {"params": {"q": "a\x00"}}),
+    ("GET", "/projects/library/repositories/a%00b", {}),
+    ("GET", "/projects/library/repositories/a/artifacts/v%00", {}),
+    ("PUT", "/projects/library/repositories/nothing", {"json": {"description": "a\x00b"}}),
+    ("POST", "/users", {"json": {"username": "nul", "email": "nul@example.com", "realname": "x\x00",
+                                 "password": "Passw0rd-1"}}),
+    ("POST", "/projects", {"json": {"project_name": "nul", "metadata": {"public": "false", "k\x00": "v"}}}),
+    ("PUT", "/projects/library/repositories/nothing",
+     {"content": b'{"description": "\\ud800"}', "headers": {"content-type": "application/json"}}),
+    ("POST", "/users", {"content": b'{"username": "sur", "realname": ["\\udfff"]}'}),
+])
+def test_text_no_database_can_store_is_refused(admin: httpx.Client, method: str, path: str,
+                                                kwargs: dict[str, Any]) -> None:
+    # PostgreSQL refuses NUL in text; a lone surrogate cannot be encoded as UTF-8 at all
+    r = admin.request(method, API + path, **kwargs)
+    assert_refused(r, 400)
+    assert "NUL" in r.json()["errors"][0]["message"]
