@@ -109,6 +109,7 @@ def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, repo: 
 
 @pytest.mark.parametrize("method,path,kwargs", [
     ("GET", "/audit-logs", {"params": {"q": "username=~a\x00b"}}),
+    ("GET", "/audit-logs", {"params": {"q": "username=~a%00b"}}),  # q is decoded once more
     ("GET", "/search", {"params": {"q": "a\x00"}}),
     ("GET", "/projects/library/repositories/a%00b", {}),
     ("GET", "/projects/library/repositories/a/artifacts/v%00", {}),
