@@ -112,6 +112,7 @@ def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, repo: 
     ("GET", "/audit-logs", {"params": {"q": "username=~a%00b"}}),  # q is decoded once more
     ("GET", "/search", {"params": {"q": "a\x00"}}),
     ("GET", "/projects/library/repositories/a%00b", {}),
+    ("GET", "/projects/library/repositories/a%252500b", {}),  # names are decoded up to three times
     ("GET", "/projects/library/repositories/a/artifacts/v%00", {}),
     ("PUT", "/projects/library/repositories/nothing", {"json": {"description": "a\x00b"}}),
     ("POST", "/users", {"json": {"username": "nul", "email": "nul@example.com", "realname": "x\x00",
