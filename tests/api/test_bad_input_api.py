@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -9,6 +11,7 @@ from tests.api.accounts import API
 
 HUGE = "194932421783038885888"  # beyond 64 bits
 PAST_INT64 = str(2**63)
+PAST_ID = str(2**31)  # ids are 32-bit database keys (PostgreSQL's integer)
 
 
 def assert_refused(r: httpx.Response, *statuses: int) -> None:
@@ -17,7 +20,8 @@ def assert_refused(r: httpx.Response, *statuses: int) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    f"/quotas/{HUGE}", f"/quotas/{PAST_INT64}", "/quotas/-1", "/quotas/0", "/users/-5", f"/users/{HUGE}",
+    f"/quotas/{HUGE}", f"/quotas/{PAST_INT64}", f"/quotas/{PAST_ID}", f"/system/gc/{2**63 - 2}",
+    f"/retentions/{2**63 - 2}/executions", "/quotas/-1", "/quotas/0", "/users/-5", f"/users/{HUGE}",
     f"/robots/{HUGE}", f"/system/gc/{HUGE}", f"/retentions/{HUGE}", f"/retentions/1/executions/{HUGE}",
     f"/retentions/1/executions/1/tasks/{HUGE}", f"/projects/library/members/{HUGE}",
     f"/projects/library/immutabletagrules/{HUGE}",
@@ -75,9 +79,19 @@ def test_numbers_beyond_64_bits_in_bodies_are_refused(admin: httpx.Client, proje
     project_id = admin.get(f"{API}/projects/{project_name}").json()["project_id"]
     assert_refused(admin.put(f"{API}/quotas/{project_id}", json={"hard": {"storage": int(HUGE)}}), 400)
     assert_refused(admin.put(f"{API}/projects/{project_name}", json={"storage_limit": int(HUGE)}), 400)
-    r = admin.post(f"{API}/projects/{project_name}/members",
-                   json={"role_id": 1, "member_user": {"user_id": int(HUGE)}})
-    assert_refused(r, 400)
+    for user_id in (int(HUGE), 2**31):
+        r = admin.post(f"{API}/projects/{project_name}/members",
+                       json={"role_id": 1, "member_user": {"user_id": user_id}})
+        assert_refused(r, 400)
+    permissions = [{"kind": "project", "namespace": project_name,
+                    "access": [{"resource": "repository", "action": "pull"}]}]
+    for duration in (2**31, 2**31 - 1):  # beyond the column, beyond the dates datetime can hold
+        r = admin.post(f"{API}/robots", json={"name": project_name, "level": "system", "duration": duration,
+                                              "permissions": permissions})
+        assert_refused(r, 400)
+    r = admin.post(f"{API}/robots", json={"name": project_name, "level": "system", "duration": 30,
+                                          "permissions": permissions})
+    assert r.status_code == 201, r.text
 
 
 def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
@@ -91,3 +105,26 @@ def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, repo: 
                    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
     assert r.status_code == 400, r.text
     assert r.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+
+
+@pytest.mark.parametrize("method,path,kwargs", [
+    ("GET", "/audit-logs", {"params": {"q": "username=~a\x00b"}}),
+    ("GET", "/audit-logs", {"params": {"q": "username=~a%00b"}}),  # q is decoded once more
+    ("GET", "/search", {"params": {"q": "a\x00"}}),
+    ("GET", "/projects/library/repositories/a%00b", {}),
+    ("GET", "/projects/library/repositories/a%252500b", {}),  # names are decoded up to three times
+    ("GET", "/projects/library/repositories/a/artifacts/v%00", {}),
+    ("PUT", "/projects/library/repositories/nothing", {"json": {"description": "a\x00b"}}),
+    ("POST", "/users", {"json": {"username": "nul", "email": "nul@example.com", "realname": "x\x00",
+                                 "password": "Passw0rd-1"}}),
+    ("POST", "/projects", {"json": {"project_name": "nul", "metadata": {"public": "false", "k\x00": "v"}}}),
+    ("PUT", "/projects/library/repositories/nothing",
+     {"content": b'{"description": "\\ud800"}', "headers": {"content-type": "application/json"}}),
+    ("POST", "/users", {"content": b'{"username": "sur", "realname": ["\\udfff"]}'}),
+])
+def test_text_no_database_can_store_is_refused(admin: httpx.Client, method: str, path: str,
+                                                kwargs: dict[str, Any]) -> None:
+    # PostgreSQL refuses NUL in text; a lone surrogate cannot be encoded as UTF-8 at all
+    r = admin.request(method, API + path, **kwargs)
+    assert_refused(r, 400)
+    assert "NUL" in r.json()["errors"][0]["message"]

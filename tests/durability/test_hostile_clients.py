@@ -137,3 +137,12 @@ def test_a_slow_but_moving_body_is_not_cut(text_server: RunningServer) -> None:
     assert head == b"HTTP/1.1 201 Created", head
     with httpx.Client(base_url=text_server.url) as client:
         assert client.head(f"/v2/test/slow/blobs/{digest}").status_code == 200
+
+
+def test_forwarded_host_and_proto_only_from_configured_proxies(json_server: RunningServer,
+                                                               proxied_server: RunningServer) -> None:
+    headers = {"X-Forwarded-Host": "registry.example", "X-Forwarded-Proto": "https"}
+    info = httpx.get(f"{json_server.url}/api/v2.0/systeminfo", headers=headers).json()
+    assert (info["registry_url"], info["external_url"]) == (json_server.host, f"http://{json_server.host}")
+    info = httpx.get(f"{proxied_server.url}/api/v2.0/systeminfo", headers=headers).json()
+    assert (info["registry_url"], info["external_url"]) == ("registry.example", "https://registry.example")

@@ -33,6 +33,7 @@ from portside.api import (
 )
 from portside.api.deps import CSRF_HEADER
 from portside.api.emptyquery import EmptyQueryMiddleware
+from portside.api.textguard import TextGuardMiddleware
 from portside.errors import PortsideError
 from portside.services import Services
 
@@ -77,6 +78,7 @@ def build_api(services: Services) -> FastAPI:
     api.router.default = errors.unknown_path
     api.add_middleware(CsrfHeaderMiddleware)
     api.add_middleware(EmptyQueryMiddleware)
+    api.add_middleware(TextGuardMiddleware)
     return api
 
 

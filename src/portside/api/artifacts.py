@@ -22,6 +22,7 @@ from portside.api.labels import label_json
 from portside.api.pagination import Paging, PagingDep, set_page_headers
 from portside.api.params import REPOSITORY_NAME
 from portside.api.query import Term, parse_q
+from portside.api.textguard import storable
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
@@ -208,6 +209,8 @@ def repository_path_name(repository_name: str) -> str:
         if "%" not in name:
             break
         name = unquote(name)
+    if not storable(name):  # decoded here past textguard.py's check
+        raise Invalid("the repository name holds a NUL character: not accepted")
     return name.strip("/")
 
 

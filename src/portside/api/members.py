@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
 from portside.api.pagination import PagingDep, set_page_headers
-from portside.api.params import Id, Int64
+from portside.api.params import Id, Int32
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
@@ -24,20 +24,20 @@ router = APIRouter(tags=["member"])
 
 class UserEntity(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    user_id: Int64 | None = None
+    user_id: Int32 | None = None
     username: str | None = None
 
 
 class ProjectMember(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role_id: Int64 | None = None
+    role_id: Int32 | None = None
     member_user: UserEntity | None = None
     member_group: dict[str, Any] | None = None
 
 
 class RoleRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role_id: Int64 | None = None
+    role_id: Int32 | None = None
 
 
 def role_name(role_id: int) -> str:

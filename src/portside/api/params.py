@@ -1,7 +1,8 @@
 """Bounded types for the integers a request carries (ids, paging), used by every /api/v2.0 route.
 
-An id is a database key: a positive 64-bit integer. Anything outside that range is refused with
-400 before it reaches a query, where a huge number overflows the driver's integer type.
+An id is a database key: a positive 32-bit integer (PostgreSQL's `integer`). Anything outside that
+range is refused with 400 before it reaches a query, where it would overflow the column's or the
+driver's integer type.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from fastapi import Path, Query
 from pydantic import Field
 from starlette.convertors import Convertor, register_url_convertor
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**31 - 1
 MAX_PAGE_SIZE = 100  # Harbor's maximum
-MAX_PAGE = MAX_ID // MAX_PAGE_SIZE  # so that the row offset stays a 64-bit integer too
+MAX_PAGE = (2**63 - 1) // MAX_PAGE_SIZE  # so that the row offset (a 64-bit OFFSET) cannot overflow
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-Int64 = Annotated[int, Field(ge=-MAX_ID - 1, le=MAX_ID)]  # a number in a JSON body
+# numbers in JSON bodies, as wide as the columns they are stored in
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 

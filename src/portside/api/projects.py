@@ -16,7 +16,7 @@ from portside.api.deps import (
     require_signed_in,
 )
 from portside.api.pagination import PagingDep, set_page_headers
-from portside.api.params import Int64
+from portside.api.params import Int32, Int64
 from portside.api.query import parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
@@ -36,7 +36,7 @@ class ProjectReq(BaseModel):
     metadata: dict[str, Any] | None = None
     storage_limit: Int64 | None = None
     cve_allowlist: dict[str, Any] | None = None
-    registry_id: Int64 | None = None
+    registry_id: Int32 | None = None
 
 
 async def project_json(services: Services, principal: Principal, project: ProjectRow) -> dict[str, Any]:

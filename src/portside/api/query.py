@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from portside.api.textguard import storable
 from portside.errors import Invalid
 from portside.numbers import parse_int
 
@@ -38,7 +39,10 @@ def parse_q(q: str | None) -> dict[str, Term]:
     terms: dict[str, Term] = {}
     if not q:
         return terms
-    for part in _split(unquote(q)):
+    text = unquote(q)  # q arrives encoded once more (Harbor's clients)
+    if not storable(text):  # textguard.py saw it before this second decoding
+        raise Invalid("q holds a NUL character or a lone surrogate: not accepted")
+    for part in _split(text):
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise Invalid(f"invalid q term {part!r}: expected key=value")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import PrincipalDep, ServicesDep, project_for, require_project_permission, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
-from portside.api.params import Id, Int64
+from portside.api.params import Id, Int32
 from portside.api.query import Term, parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
@@ -40,7 +40,7 @@ class RobotCreate(BaseModel):
     secret: str | None = None
     level: str = ""
     disable: bool = False
-    duration: Int64 | None = None
+    duration: Int32 | None = None
     permissions: list[dict[str, Any]] = []
 
 
@@ -52,7 +52,7 @@ class RobotUpdate(BaseModel):
     description: str | None = None
     level: str | None = None
     disable: bool | None = None
-    duration: Int64 | None = None
+    duration: Int32 | None = None
     permissions: list[dict[str, Any]] | None = None
 
 

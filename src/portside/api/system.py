@@ -21,10 +21,13 @@ SEARCH_LIMIT = 100
 
 
 def _hosts(request: Request) -> tuple[str, str]:
-    """The registry host (what `docker login` takes) and the external URL, as the caller reached us."""
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host") or request.url.netloc
-    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
-    return host, f"{scheme}://{host}"
+    """The registry host (what `docker login` takes) and the external URL, as the caller reached us.
+    X-Forwarded-Host counts only where proxies are configured (server.forwarded_allow_ips); the scheme
+    is uvicorn's, which applies X-Forwarded-Proto from those proxies alone."""
+    behind_proxy = bool(request.app.state.services.settings.server.trusted_proxies)
+    forwarded = request.headers.get("x-forwarded-host") if behind_proxy else None
+    host = forwarded or request.headers.get("host") or request.url.netloc
+    return host, f"{request.url.scheme}://{host}"
 
 
 @router.get("/systeminfo")

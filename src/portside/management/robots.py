@@ -17,6 +17,7 @@ from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 
 ROBOT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+MAX_DURATION_DAYS = 1_000_000  # about 2,700 years: an expiry date datetime can still hold
 RESOURCES: dict[str, set[str]] = {
     "repository": {"pull", "push", "delete", "list", "read", "update", "create"},
     "artifact": {"read", "list", "delete", "create"},
@@ -84,8 +85,8 @@ class RobotService:
             raise Invalid("level must be 'system' or 'project'")
         if not ROBOT_NAME.match(name or ""):
             raise Invalid(f"invalid robot name {name!r}: lowercase letters, digits and . _ - between them")
-        if duration == 0 or duration < -1:
-            raise Invalid("duration is a number of days, or -1 for never expiring")
+        if duration == 0 or duration < -1 or duration > MAX_DURATION_DAYS:
+            raise Invalid(f"duration is a number of days up to {MAX_DURATION_DAYS}, or -1 for never expiring")
         check_permissions(level, permissions)
         project_id = None
         full_name = f"{ROBOT_PREFIX}{name}"
@@ -126,8 +127,8 @@ class RobotService:
         if disabled is not None:
             values["disabled"] = disabled
         if duration is not None and duration != robot.duration:
-            if duration == 0 or duration < -1:
-                raise Invalid("duration is a number of days, or -1 for never expiring")
+            if duration == 0 or duration < -1 or duration > MAX_DURATION_DAYS:
+                raise Invalid(f"duration is a number of days up to {MAX_DURATION_DAYS}, or -1 for never expiring")
             values["duration"] = duration
             values["expires_at"] = None if duration == -1 else robot.created_at + timedelta(days=duration)
         if permissions is not None:
