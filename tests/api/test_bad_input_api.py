@@ -24,7 +24,8 @@ def assert_refused(r: httpx.Response, *statuses: int) -> None:
     f"/retentions/{2**63 - 2}/executions", "/quotas/-1", "/quotas/0", "/users/-5", f"/users/{HUGE}",
     f"/robots/{HUGE}", f"/system/gc/{HUGE}", f"/retentions/{HUGE}", f"/retentions/1/executions/{HUGE}",
     f"/retentions/1/executions/1/tasks/{HUGE}", f"/projects/library/members/{HUGE}",
-    f"/projects/library/immutabletagrules/{HUGE}",
+    f"/projects/library/immutabletagrules/{HUGE}", f"/labels/{HUGE}", f"/labels/{2**49}", "/labels/0",
+    f"/labels?scope=p&project_id={HUGE}",
 ])
 def test_ids_beyond_64_bits_or_below_1_are_refused(admin: httpx.Client, path: str) -> None:
     method = "DELETE" if path.endswith("immutabletagrules/" + HUGE) else "GET"
@@ -35,7 +36,8 @@ def test_ids_beyond_64_bits_or_below_1_are_refused(admin: httpx.Client, path: st
     "page=100000000000000000000", f"page={2**62}", "page=-1", "page=0", "page_size=100000000000000000000",
     "page_size=-3", "page_size=101",
 ])
-@pytest.mark.parametrize("path", ["/projects", "/audit-logs", "/users", "/quotas", "/projects/library/repositories"])
+@pytest.mark.parametrize("path", ["/projects", "/audit-logs", "/users", "/quotas", "/projects/library/repositories",
+                                  "/labels", "/repositories"])
 def test_paging_out_of_range_is_refused(admin: httpx.Client, path: str, query: str) -> None:
     assert_refused(admin.get(f"{API}{path}?{query}"), 400)
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.artifacts import repository_path_name
 from portside.api.deps import PrincipalDep, ServicesDep, project_for
+from portside.api.params import Id, Int32
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
@@ -27,7 +28,7 @@ ARTIFACT = REPO + "/artifacts/{reference}"
 
 class LabelRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: int
+    id: Int32
 
 
 async def repository_for(services: Services, principal: Principal, project_name: str, repository_name: str,
@@ -56,7 +57,7 @@ async def add_label(request: Request, project_name: str, repository_name: str, r
 
 
 @router.delete(ARTIFACT + "/labels/{label_id:int}")
-async def remove_label(request: Request, project_name: str, repository_name: str, reference: str, label_id: int,
+async def remove_label(request: Request, project_name: str, repository_name: str, reference: str, label_id: Id,
                        services: ServicesDep, principal: PrincipalDep) -> Response:
     project, repo = await repository_for(services, principal, project_name, repository_name,
                                          "artifact-label:delete")

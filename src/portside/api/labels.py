@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import PrincipalDep, ServicesDep, project_for, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
+from portside.api.params import Id, IdQuery, Int32
 from portside.api.query import parse_q
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
@@ -33,7 +34,7 @@ class LabelReq(BaseModel):
     description: str | None = None
     color: str | None = None
     scope: str | None = None
-    project_id: int | None = None
+    project_id: Int32 | None = None
 
 
 def label_json(label: LabelRow) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def _audit(services: Services, request: Request, principal: Principal, operation
 @router.get("/labels")
 async def list_labels(request: Request, response: Response, services: ServicesDep, principal: PrincipalDep,
                       paging: PagingDep, q: str | None = None, sort: str | None = None, name: str | None = None,
-                      scope: str = GLOBAL, project_id: int | None = None) -> list[dict[str, Any]]:
+                      scope: str = GLOBAL, project_id: IdQuery | None = None) -> list[dict[str, Any]]:
     if scope == PROJECT and project_id is not None:
         await check_label_access(services, principal, scope, project_id, "read")
     found = await services.labels.labels(scope, project_id)
@@ -103,13 +104,13 @@ async def create_label(request: Request, body: LabelReq, services: ServicesDep,
 
 
 @router.get("/labels/{label_id}")
-async def get_label(label_id: int, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+async def get_label(label_id: Id, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     label = await _label(services, principal, label_id, "read")
     return label_json(label)
 
 
 @router.put("/labels/{label_id}")
-async def update_label(request: Request, label_id: int, body: LabelReq, services: ServicesDep,
+async def update_label(request: Request, label_id: Id, body: LabelReq, services: ServicesDep,
                        principal: PrincipalDep) -> Response:
     label = await _label(services, principal, label_id, "update")
     if body.scope is not None and body.scope != label.scope:
@@ -125,7 +126,7 @@ async def update_label(request: Request, label_id: int, body: LabelReq, services
 
 
 @router.delete("/labels/{label_id}")
-async def delete_label(request: Request, label_id: int, services: ServicesDep, principal: PrincipalDep) -> Response:
+async def delete_label(request: Request, label_id: Id, services: ServicesDep, principal: PrincipalDep) -> Response:
     label = await _label(services, principal, label_id, "delete")
     await services.labels.delete(label)
     _audit(services, request, principal, "delete", label)

@@ -18,6 +18,7 @@ MAX_PAGE_SIZE = 100  # Harbor's maximum
 MAX_PAGE = (2**63 - 1) // MAX_PAGE_SIZE  # so that the row offset (a 64-bit OFFSET) cannot overflow
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int, Query(ge=1, le=MAX_ID)]  # an id given as a query parameter
 # numbers in JSON bodies, as wide as the columns they are stored in
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
