@@ -130,3 +130,8 @@ def test_text_no_database_can_store_is_refused(admin: httpx.Client, method: str,
     r = admin.request(method, API + path, **kwargs)
     assert_refused(r, 400)
     assert "NUL" in r.json()["errors"][0]["message"]
+
+
+def test_portal_sign_in_with_a_nul_is_refused(anon: httpx.Client) -> None:
+    r = anon.post("/c/login", data={"principal": "adm\x00in", "password": "x"})
+    assert_refused(r, 400)

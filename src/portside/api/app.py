@@ -89,4 +89,5 @@ def build_portal_session_api(services: Services) -> FastAPI:
     app.add_exception_handler(PortsideError, errors.domain_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.include_router(session.router)
+    app.add_middleware(TextGuardMiddleware)
     return app

@@ -1,6 +1,6 @@
 """Text no database can store, refused at the door: a NUL character or a lone UTF-16 surrogate in the
-path, the query or a JSON body of an /api/v2.0 request answers 400 before any handler runs (PostgreSQL
-refuses NUL in text, and neither backend can encode a lone surrogate as UTF-8)."""
+path, the query, or a JSON or form body of an /api/v2.0 (or portal /c) request answers 400 before any
+handler runs (PostgreSQL refuses NUL in text, and neither backend can encode a lone surrogate as UTF-8)."""
 
 from __future__ import annotations
 
@@ -42,10 +42,12 @@ def storable_json(value: Any) -> bool:
     return True
 
 
-def _is_json(scope: Scope) -> bool:
+def _body_kind(scope: Scope) -> str | None:
     content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
     media = content_type.split(b";", 1)[0].strip().lower()
-    return not media or media == b"application/json" or media.endswith(b"+json")
+    if not media or media == b"application/json" or media.endswith(b"+json"):
+        return "json"
+    return "form" if media == b"application/x-www-form-urlencoded" else None
 
 
 class TextGuardMiddleware:
@@ -60,7 +62,8 @@ class TextGuardMiddleware:
         if not storable(scope["path"]) or not all(storable(k) and storable(v) for k, v in query):
             await _refuse(scope, receive, send, "the path or the query")
             return
-        if scope["method"] not in BODY_METHODS or not _is_json(scope):
+        kind = _body_kind(scope)
+        if scope["method"] not in BODY_METHODS or kind is None:
             await self.app(scope, receive, send)
             return
         received: list[Message] = []
@@ -71,8 +74,8 @@ class TextGuardMiddleware:
             body += message.get("body", b"")
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
-        if body and len(body) <= CHECKED_BODY_BYTES and not _storable_body(body):
-            await _refuse(scope, receive, send, "the JSON body")
+        if body and len(body) <= CHECKED_BODY_BYTES and not _storable_body(body, kind):
+            await _refuse(scope, receive, send, "the body")
             return
 
         async def replay() -> Message:
@@ -81,7 +84,9 @@ class TextGuardMiddleware:
         await self.app(scope, replay, send)
 
 
-def _storable_body(body: bytes) -> bool:
+def _storable_body(body: bytes, kind: str) -> bool:
+    if kind == "form":
+        return all(storable(k) and storable(v) for k, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True))
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
