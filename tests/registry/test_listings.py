@@ -128,7 +128,7 @@ def test_tags_of_repository_without_tags(client: httpx.Client, repo: str) -> Non
     assert r.status_code == 200 and r.json() == {"name": repo, "tags": []}
 
 
-@pytest.mark.parametrize("n", ["abc", "-1", "1.5", "0x10"])
+@pytest.mark.parametrize("n", ["abc", "-1", "1.5", "0x10", "²", "٣", "1" * 30])
 def test_tags_bad_n_is_400(client: httpx.Client, repo: str, n: str) -> None:
     push_blob(client, repo, b"the repository exists")
     r = client.get(f"/v2/{repo}/tags/list", params={"n": n})
@@ -198,8 +198,16 @@ def test_catalog_last_page_has_no_link(client: httpx.Client, prefix: str) -> Non
     assert "link" not in r.headers
 
 
-@pytest.mark.parametrize("n", ["abc", "-5"])
+@pytest.mark.parametrize("n", ["abc", "-5", "²", "1" * 30])
 def test_catalog_bad_n_is_400(client: httpx.Client, n: str) -> None:
     r = client.get("/v2/_catalog", params={"n": n})
     assert r.status_code == 400, r.text
     assert r.json()["errors"][0]["code"].isupper()
+
+
+@pytest.mark.parametrize("path", ["/v2/_catalog", "/v2/test/anything/tags/list"])
+def test_last_with_a_nul_is_400(client: httpx.Client, path: str) -> None:
+    # PostgreSQL refuses NUL in a text parameter: this was a 500 there
+    push_blob(client, "test/anything", b"the repository exists")
+    r = client.get(path, params={"last": "a\x00b"})
+    assert r.status_code == 400, r.text
