@@ -60,6 +60,8 @@ def test_project_name_or_id_that_is_no_64_bit_id_is_a_name(admin: httpx.Client, 
     ("/audit-logs", "op_time=[0001-01-01T00:00:00+01:00~]"),
     ("/audit-logs", "op_time=[~9999-12-31T23:59:59-01:00]"),
     ("/audit-logs", "op_time=²"),
+    ("/projects/library/artifacts", "labels=²"),
+    ("/projects/library/artifacts", "labels=(1 ²)"),
 ])
 def test_q_values_that_are_no_numbers_or_times_are_refused(admin: httpx.Client, path: str, q: str) -> None:
     assert_refused(admin.get(API + path, params={"q": q}), 400)

@@ -31,6 +31,7 @@ from portside.content.artifacts import Accessory, Artifact, Candidate, Reference
 from portside.errors import Invalid
 from portside.metadata.artifacts import ArtifactRow, RepositoryRow, TagRow
 from portside.metadata.projects import ProjectRow
+from portside.numbers import parse_int
 from portside.services import Services
 
 router = APIRouter(tags=["repository", "artifact"])
@@ -266,9 +267,10 @@ def _tags_match(term: Term, tags: list[TagRow]) -> bool:
 def _label_ids(term: Term) -> set[int]:
     """`labels=(1 2)` or `labels=1`: the ids of labels an artifact must all carry (Harbor's AND list)."""
     values = term.value if term.kind == "any" and isinstance(term.value, tuple) else (term.value,)
-    if term.kind not in ("exact", "any") or not all(isinstance(v, str) and v.isdigit() for v in values):
+    ids = {parse_int(v, low=1) if isinstance(v, str) else None for v in values}
+    if term.kind not in ("exact", "any") or None in ids:
         raise Invalid("filter labels by id: labels=ID or labels=(ID1 ID2), the artifact carrying all of them")
-    return {int(str(v)) for v in values}
+    return {i for i in ids if i is not None}
 
 
 def _select_artifacts(candidates: list[Candidate], terms: dict[str, Term],

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside.clientinfo import client_ip
 from portside.errors import TooManyRequests, Unauthorized
+from portside.numbers import parse_int
 from portside.services import Services
 
 SESSION_COOKIE = "sid"  # as portside.api.deps (which imports FastAPI, so not from there)
@@ -52,10 +53,11 @@ class BodyGuard:
                 await refusal(scope, receive, send)
                 return
         if length is not None and not chunked:
-            if not length.isdigit():
+            size = parse_int(length, low=0)
+            if size is None:
                 await _error("BAD_REQUEST", 400, "invalid Content-Length")(scope, receive, send)
                 return
-            if int(length) > self.limit:
+            if size > self.limit:
                 await self._too_large()(scope, receive, send)
                 return
         body = bytearray()

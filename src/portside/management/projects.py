@@ -12,7 +12,7 @@ from portside.auth.roles import Role
 from portside.errors import Conflict, Invalid, NotEmpty, NotFound
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries, ProjectRow
-from portside.numbers import INT64_MAX, parse_int
+from portside.numbers import INT64_MAX, INT64_MIN, parse_int
 
 PROJECT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 # Harbor's project metadata keys; values are strings ("true"/"false", severities...).
@@ -54,9 +54,10 @@ def metadata_value(key: str, value: Any) -> str:
         if text.lower() in SEVERITIES:
             return text.lower()
         raise Invalid(f"metadata severity: {text!r} is not one of {', '.join(SEVERITIES)}")
-    if not text.lstrip("-").isdigit() or (key == "retention_id" and text.startswith("-")):
+    number = parse_int(text, low=0 if key == "retention_id" else INT64_MIN)
+    if number is None:
         raise Invalid(f"metadata {key}: {text!r} is not a whole number")
-    return str(int(text))
+    return str(number)
 
 
 def normalize_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:

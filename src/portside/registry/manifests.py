@@ -8,6 +8,7 @@ from starlette.responses import Response
 from portside.audit.recorder import AuditEvent
 from portside.clientinfo import client_ip
 from portside.errors import ManifestNotAcceptable, TooLarge
+from portside.numbers import parse_int
 from portside.oci import mediatypes as mt
 from portside.oci.manifest import strip_parameters
 from portside.services import Services
@@ -43,7 +44,8 @@ async def get_manifest(request: Request, services: Services, name: str, referenc
 async def put_manifest(request: Request, services: Services, name: str, reference: str) -> Response:
     limit = services.manifests.max_size
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    size = parse_int(declared, low=0) if declared else None
+    if size is not None and size > limit:
         raise TooLarge(f"manifest is {declared} bytes; the limit is {limit}")
     body = bytearray()
     async for chunk in request.stream():

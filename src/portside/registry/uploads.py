@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portside.errors import UploadInvalid, UploadRangeInvalid
+from portside.numbers import parse_int
 from portside.oci.digest import Digest
 from portside.oci.names import check_name
 from portside.registry.authz import allowed
@@ -54,7 +55,7 @@ def _chunk_start(request: Request) -> int | None:
     if end < start:
         raise UploadInvalid(f"Content-Range {raw!r} ends before it starts")
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) != end - start + 1:
+    if length is not None and parse_int(length, low=0) not in (None, end - start + 1):
         raise UploadInvalid(f"Content-Range {raw!r} covers {end - start + 1} bytes but Content-Length is {length}")
     return start
 
