@@ -50,6 +50,11 @@ class CreatedRobot:
     secret: str  # shown once; only its hash is stored
 
 
+def check_duration(duration: int) -> None:
+    if duration == 0 or duration < -1 or duration > MAX_DURATION_DAYS:
+        raise Invalid(f"duration is a number of days up to {MAX_DURATION_DAYS}, or -1 for never expiring")
+
+
 def check_permissions(level: str, permissions: list[dict[str, Any]]) -> None:
     """Well-formed robot v2 permission entries, or Invalid naming the first problem."""
     if not permissions:
@@ -85,8 +90,7 @@ class RobotService:
             raise Invalid("level must be 'system' or 'project'")
         if not ROBOT_NAME.match(name or ""):
             raise Invalid(f"invalid robot name {name!r}: lowercase letters, digits and . _ - between them")
-        if duration == 0 or duration < -1 or duration > MAX_DURATION_DAYS:
-            raise Invalid(f"duration is a number of days up to {MAX_DURATION_DAYS}, or -1 for never expiring")
+        check_duration(duration)
         check_permissions(level, permissions)
         project_id = None
         full_name = f"{ROBOT_PREFIX}{name}"
@@ -127,8 +131,7 @@ class RobotService:
         if disabled is not None:
             values["disabled"] = disabled
         if duration is not None and duration != robot.duration:
-            if duration == 0 or duration < -1 or duration > MAX_DURATION_DAYS:
-                raise Invalid(f"duration is a number of days up to {MAX_DURATION_DAYS}, or -1 for never expiring")
+            check_duration(duration)
             values["duration"] = duration
             values["expires_at"] = None if duration == -1 else robot.created_at + timedelta(days=duration)
         if permissions is not None:
