@@ -5,38 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from tests.api.artifact_support import (
     API,
     Registry,
-    admin_session,
     audited,
     enc,
     error_code,
     new_project,
     ok,
-    registry_for,
     repo_path,
     user_client,
 )
 from tests.oci_client import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Image, descriptor, make_image
 from tests.servers import RunningServer
-
-
-@pytest.fixture
-def api(auth_server: RunningServer) -> Iterator[httpx.Client]:
-    with admin_session(auth_server) as c:
-        yield c
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def copy(client: httpx.Client, project: str, repo: str, source: str) -> httpx.Response:

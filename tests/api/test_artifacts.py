@@ -6,16 +6,13 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.api.artifact_support import (
     API,
     Registry,
-    admin_session,
     audited,
     check_shape,
     error_code,
@@ -24,7 +21,6 @@ from tests.api.artifact_support import (
     new_project,
     ok,
     project_id,
-    registry_for,
     repo_path,
     user_client,
 )
@@ -45,18 +41,6 @@ ARTIFACT_FIELDS = {"id", "type", "media_type", "manifest_media_type", "artifact_
                    "references", "tags", "labels", "accessories"}
 TAG_FIELDS = {"id", "repository_id", "artifact_id", "name", "push_time", "pull_time", "immutable"}
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
-
-
-@pytest.fixture
-def api(auth_server: RunningServer) -> Iterator[httpx.Client]:
-    with admin_session(auth_server) as c:
-        yield c
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def rich_image() -> Image:

@@ -3,25 +3,10 @@ mean the default, on every endpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.api.artifact_support import API, Registry, admin_session, new_project, registry_for
-from tests.servers import RunningServer
-
-
-@pytest.fixture
-def api(auth_server: RunningServer) -> Iterator[httpx.Client]:
-    with admin_session(auth_server) as c:
-        yield c
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
+from tests.api.artifact_support import API, Registry, new_project
 
 
 def assert_not_found_path(r: httpx.Response, path: str) -> None:

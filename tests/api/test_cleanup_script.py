@@ -14,15 +14,12 @@ pushed before now is older than that) and with a large one (nothing is).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.api.artifact_support import Registry, new_project, registry_for
-from tests.servers import RunningServer
+from tests.api.artifact_support import Registry, new_project
 
 
 def delete_old_images(requests: httpx.Client, project_name: str, repository_name: str,
@@ -44,12 +41,6 @@ def delete_old_images_of_project(requests: httpx.Client, project_id: int, days_t
         push_time = datetime.strptime(artifact['push_time'], '%Y-%m-%dT%H:%M:%SZ')
         if datetime.utcnow() - push_time > timedelta(days=days_threshold):
             requests.delete(f"/api/v2.0/projects/{project_id}/artifacts/{artifact['digest']}")
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def listed(admin: httpx.Client, project: str, repository: str) -> list[dict[str, Any]]:

@@ -10,26 +10,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import pytest
 
 from portside.jobs.queue import FINAL
-from tests.api.artifact_support import Registry, registry_for
+from tests.api.artifact_support import Registry
 from tests.conftest import ADMIN_PASSWORD
 from tests.servers import RunningServer
 
 T = TypeVar("T")
 ARTICLE_RETENTION = {"schedule": {"type": "Hourly", "cron": "0 * * * *"},
                      "rules": [{"action": "retain", "parameters": {"n": 3, "tagSelectors": ["*"]}}]}
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def names() -> tuple[str, str, str]:

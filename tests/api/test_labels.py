@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from portside.metadata.database import sync_url
 from tests.api.artifact_support import (
     API,
     Registry,
-    admin_session,
     check_shape,
     error_code,
     harbor_time,
     new_project,
     ok,
     project_id,
-    registry_for,
     repo_path,
     unique,
     user_client,
@@ -28,18 +24,6 @@ from tests.api.artifact_support import (
 from tests.servers import RunningServer
 
 LABEL_FIELDS = {"id", "name", "description", "color", "scope", "project_id", "creation_time", "update_time"}
-
-
-@pytest.fixture
-def api(auth_server: RunningServer) -> Iterator[httpx.Client]:
-    with admin_session(auth_server) as c:
-        yield c
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def create_label(api: httpx.Client, name: str, **fields: Any) -> int:

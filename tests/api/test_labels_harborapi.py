@@ -4,28 +4,14 @@ validate our answers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from harborapi import HarborAsyncClient
 from harborapi.models import Label
 
-from tests.api.artifact_support import Registry, admin_session, new_project, registry_for, unique
+from tests.api.artifact_support import Registry, new_project, unique
 from tests.conftest import ADMIN_PASSWORD
 from tests.servers import RunningServer
-
-
-@pytest.fixture
-def api(auth_server: RunningServer) -> Iterator[httpx.Client]:
-    with admin_session(auth_server) as c:
-        yield c
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def test_labels_with_harborapi(api: httpx.Client, registry: Registry, auth_server: RunningServer) -> None:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from tests.api.artifact_support import (
     API,
     Registry,
-    admin_session,
     error_code,
     new_project,
     ok,
     project_id,
-    registry_for,
     repo_path,
     user_client,
 )
@@ -25,18 +20,6 @@ IMMUTABLE_V = {"action": "immutable", "template": "immutable_template",
                "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "v*"}],
                "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches",
                                                    "pattern": "**"}]}}
-
-
-@pytest.fixture
-def api(auth_server: RunningServer) -> Iterator[httpx.Client]:
-    with admin_session(auth_server) as c:
-        yield c
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def test_deleting_a_project_with_repositories_is_a_failed_precondition(api: httpx.Client,

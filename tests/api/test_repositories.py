@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from tests.api.artifact_support import (
     API,
     Registry,
-    admin_session,
     audited,
     check_shape,
     enc,
@@ -19,7 +15,6 @@ from tests.api.artifact_support import (
     new_project,
     ok,
     project_id,
-    registry_for,
     repo_path,
     user_client,
 )
@@ -27,18 +22,6 @@ from tests.servers import RunningServer
 
 REPOSITORY_FIELDS = {"id", "project_id", "name", "description", "artifact_count", "pull_count", "creation_time",
                      "update_time"}
-
-
-@pytest.fixture
-def api(auth_server: RunningServer) -> Iterator[httpx.Client]:
-    with admin_session(auth_server) as c:
-        yield c
-
-
-@pytest.fixture
-def registry(auth_server: RunningServer) -> Iterator[Registry]:
-    with registry_for(auth_server) as reg:
-        yield reg
 
 
 def test_list_shape_paging_and_headers(api: httpx.Client, registry: Registry) -> None:
