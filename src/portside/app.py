@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
+from importlib import import_module
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,23 +28,15 @@ from portside.content.copy import ArtifactCopier
 from portside.content.listing import ListingService
 from portside.content.manifests import ManifestService, flush_pulls_forever
 from portside.content.uploads import UploadService
+from portside.features import Background, Feature, ServiceBuilder
 from portside.jobs.queue import JobQueue
 from portside.jobs.scheduler import Scheduler
 from portside.jobs.worker import Handler, Worker
-from portside.lifecycle.gc import GarbageCollector
-from portside.lifecycle.gc_jobs import GC_TASK, GC_VENDOR, gc_handler, gc_launcher
+from portside.lifecycle.feature import GC, IMMUTABILITY, QUOTAS, RETENTION
 from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
-from portside.lifecycle.retention_jobs import (
-    RETENTION_TASK,
-    RETENTION_VENDOR,
-    RetentionRunner,
-    retention_handler,
-    retention_launcher,
-)
-from portside.lifecycle.retention_service import RetentionService
 from portside.logs import AccessLogMiddleware, configure_logging
-from portside.management.labels import LabelService
+from portside.management.feature import LABELS
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
@@ -53,10 +46,8 @@ from portside.metadata.artifacts import ArtifactQueries
 from portside.metadata.audit import AuditQueries
 from portside.metadata.changes import ChangeCounter, listen_for_changes
 from portside.metadata.database import Database
-from portside.metadata.labels import LabelQueries
 from portside.metadata.projects import ProjectQueries
 from portside.metadata.queries import RegistryQueries
-from portside.metadata.retention import RetentionQueries
 from portside.metadata.statistics import StatisticsQueries
 from portside.registry.routing import routes as registry_routes
 from portside.registry.token import token
@@ -88,48 +79,74 @@ def database_for(settings: Settings) -> Database:
     return Database(settings.database_url, pool_size=settings.database.pool_size, changes=changes)
 
 
-def build_services(settings: Settings) -> Services:
-    db = database_for(settings)
-    store = FilesystemBlobStore(settings.storage_root)
-    jobs = JobQueue(db, stale_after=settings.jobs.stale_seconds)
+def _install_registry(b: ServiceBuilder) -> None:
+    """The registry itself: content, accounts and access, projects, users, robots, members, the audit log."""
+    db, store, settings = b.db, b.store, b.settings
     queries = RegistryQueries(db)
     accounts, projects = AccountQueries(db), ProjectQueries(db)
-    quotas = QuotaService(db)
-    immutability, retention_queries = ImmutabilityService(db), RetentionQueries(db)
-    scheduler = Scheduler(db, {GC_VENDOR: gc_launcher(jobs),
-                               RETENTION_VENDOR: retention_launcher(jobs, retention_queries)})
-    return Services(
-        settings=settings,
-        db=db,
-        store=store,
-        blobs=BlobService(store, queries, quotas),
-        uploads=UploadService(store, queries, quotas),
-        manifests=ManifestService(store, queries, max_size=settings.registry.max_manifest_bytes,
-                                  immutability=immutability, quotas=quotas),
-        listing=ListingService(queries, max_page=settings.registry.max_list_page),
-        accounts=accounts,
-        projects=projects,
-        access=AccessService(accounts, projects, None, LoginThrottle()),
-        tokens=None,  # loaded from the database in the lifespan
-        sessions=None,
-        audit=AuditRecorder(db, retention_days=settings.audit.retention_days, log_pulls=settings.audit.log_pulls),
-        project_admin=ProjectService(db, projects),
-        user_admin=UserService(db, accounts),
-        robot_admin=RobotService(db, accounts, projects),
-        member_admin=MemberService(db, projects, accounts),
-        audit_log=AuditQueries(db),
-        statistics=StatisticsQueries(db),
-        artifacts=ArtifactService(ArtifactQueries(db), store, immutability=immutability),
-        jobs=jobs,
-        scheduler=scheduler,
-        gc=GarbageCollector(db, store),
-        quotas=quotas,
-        immutability=immutability,
-        retention=RetentionService(db, retention_queries, projects, jobs, scheduler),
-        retention_runner=RetentionRunner(db, retention_queries, immutability),
-        labels=LabelService(db, LabelQueries(db)),
-        copier=ArtifactCopier(queries, ArtifactQueries(db), quotas=quotas, immutability=immutability),
-    )
+    quotas, immutability = b.get("quotas", QuotaService), b.get("immutability", ImmutabilityService)
+    b.add("blobs", BlobService(store, queries, quotas))
+    b.add("uploads", UploadService(store, queries, quotas))
+    b.add("manifests", ManifestService(store, queries, max_size=settings.registry.max_manifest_bytes,
+                                       immutability=immutability, quotas=quotas))
+    b.add("listing", ListingService(queries, max_page=settings.registry.max_list_page))
+    b.add("accounts", accounts)
+    b.add("projects", projects)
+    b.add("access", AccessService(accounts, projects, b.tokens, LoginThrottle()))
+    b.add("audit", AuditRecorder(db, retention_days=settings.audit.retention_days,
+                                 log_pulls=settings.audit.log_pulls))
+    b.add("project_admin", ProjectService(db, projects))
+    b.add("user_admin", UserService(db, accounts))
+    b.add("robot_admin", RobotService(db, accounts, projects))
+    b.add("member_admin", MemberService(db, projects, accounts))
+    b.add("audit_log", AuditQueries(db))
+    b.add("statistics", StatisticsQueries(db))
+    b.add("artifacts", ArtifactService(ArtifactQueries(db), store, immutability=immutability))
+    b.add("copier", ArtifactCopier(queries, ArtifactQueries(db), quotas=quotas, immutability=immutability))
+
+
+def _registry_background(services: Services) -> list[Background]:
+    settings = services.settings
+    tasks = [flush_pulls_forever(services.manifests, settings.registry.pull_flush_seconds),
+             services.audit.run(settings.audit.flush_seconds)]
+    listen = services.db.listen_url()
+    if listen is not None:
+        tasks.append(listen_for_changes(listen, services.db.changes))
+    return tasks
+
+
+REGISTRY = Feature(
+    "registry",
+    install=_install_registry,
+    routers=tuple(f"portside.api.{name}" for name in (
+        "artifact_extras",  # before artifacts, whose repository routes take the rest of the path
+        "projects", "artifacts", "members", "robots", "users", "audit", "system", "ping", "repositories",
+        "metadatas", "permissions", "project_artifacts")),
+    background=_registry_background,
+)
+
+# Every feature of this build, in order: a feature may use the services of those before it, and its
+# /api/v2.0 routes are matched before those of the features after it.
+FEATURES: tuple[Feature, ...] = (QUOTAS, IMMUTABILITY, LABELS, REGISTRY, GC, RETENTION)
+
+
+async def build(settings: Settings, features: tuple[Feature, ...] = FEATURES, *, signing: bool = True) -> Services:
+    """Load the signing keys, then make every feature's services once. `signing=False` is for the
+    commands that sign nothing (the CLI, first-start bootstrap): no keys are read or needed."""
+    db = database_for(settings)
+    try:
+        keys = await load_signing(settings, AccountQueries(db)) if signing else None
+    except BaseException:
+        await db.close()
+        raise
+    tokens, sessions = keys if keys is not None else (None, None)
+    jobs = JobQueue(db, stale_after=settings.jobs.stale_seconds)
+    builder = ServiceBuilder(settings, db, FilesystemBlobStore(settings.storage_root), jobs, tokens, sessions)
+    builder.add("scheduler", Scheduler(db, {vendor: launch for feature in features
+                                            for vendor, launch in feature.launchers(builder).items()}))
+    for feature in features:
+        feature.install(builder)
+    return builder.freeze()
 
 
 async def healthz(request: Request) -> Response:
@@ -150,14 +167,36 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-def job_handlers(services: Services) -> dict[str, Handler]:
+def job_handlers(services: Services, features: tuple[Feature, ...] = FEATURES) -> dict[str, Handler]:
     """Every kind of task this process can run, by name."""
-    return {GC_TASK: gc_handler(services.gc), RETENTION_TASK: retention_handler(services.retention_runner)}
+    return {task: handle for feature in features for task, handle in feature.handlers(services).items()}
 
 
-def build_worker(services: Services) -> Worker:
+def build_worker(services: Services, features: tuple[Feature, ...] = FEATURES) -> Worker:
     jobs = services.settings.jobs
-    return Worker(services.jobs, job_handlers(services), jobs.max_concurrent, poll_seconds=jobs.poll_seconds)
+    return Worker(services.jobs, job_handlers(services, features), jobs.max_concurrent,
+                  poll_seconds=jobs.poll_seconds)
+
+
+@contextlib.asynccontextmanager
+async def running(services: Services, features: tuple[Feature, ...] = FEATURES, *,
+                  run_jobs: bool) -> AsyncIterator[None]:
+    """The features' background tasks (and with `run_jobs` the job workers and the cron scheduler)
+    while the body runs; then what is buffered is written and the database closed."""
+    background = [asyncio.create_task(work) for feature in features for work in feature.background(services)]
+    if run_jobs:
+        background += [asyncio.create_task(build_worker(services, features).run()),
+                       asyncio.create_task(services.scheduler.run(services.settings.jobs.poll_seconds))]
+    try:
+        yield
+    finally:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await services.manifests.flush_pulls()
+        await services.audit.flush()
+        await services.db.close()
 
 
 class BuiltOnFirstUse:
@@ -178,10 +217,11 @@ class BuiltOnFirstUse:
         await self._app(scope, receive, send)
 
 
-def management_api(services: Services) -> ASGIApp:
+def management_api(services: Services, features: tuple[Feature, ...]) -> ASGIApp:
     from portside.api.app import build_api
 
-    return build_api(services)
+    return build_api(services, [import_module(module).router for feature in features
+                                for module in feature.routers])
 
 
 def portal_session_api(services: Services) -> ASGIApp:
@@ -190,54 +230,37 @@ def portal_session_api(services: Services) -> ASGIApp:
     return build_portal_session_api(services)
 
 
-def create_app(settings: Settings) -> Starlette:
-    services = build_services(settings)
+def create_app(settings: Settings, features: tuple[Feature, ...] = FEATURES) -> Starlette:
+    """The server's ASGI app. Its services are built in the lifespan, where the signing keys can be
+    read from the database first; requests find them at `app.state.services`."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        signing = await load_signing(settings, services.accounts)
-        if signing is not None:
-            services.tokens, services.sessions = signing
-            services.access.tokens = services.tokens
-        background = [
-            asyncio.create_task(flush_pulls_forever(services.manifests, settings.registry.pull_flush_seconds)),
-            asyncio.create_task(services.audit.run(settings.audit.flush_seconds)),
-        ]
-        listen = services.db.listen_url()
-        if listen is not None:
-            background.append(asyncio.create_task(listen_for_changes(listen, services.db.changes)))
-        if settings.jobs.run_in_server:
-            background += [
-                asyncio.create_task(build_worker(services).run()),
-                asyncio.create_task(services.scheduler.run(settings.jobs.poll_seconds)),
-            ]
-        try:
+        services = await build(settings, features)
+        app.state.services = services
+        async with running(services, features, run_jobs=settings.jobs.run_in_server):
             yield
-        finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-            await services.manifests.flush_pulls()
-            await services.audit.flush()
-            await services.db.close()
+
+    def services() -> Services:
+        built: Services = app.state.services
+        return built
 
     middleware = [Middleware(AccessLogMiddleware)] if settings.log.access_log else []
+    limit = settings.api.max_body_bytes
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/service/token", token, methods=["GET", "POST"]),
-            Mount("/api/v2.0", app=BodyGuard(BuiltOnFirstUse(lambda: management_api(services)), services,
+            Mount("/api/v2.0", app=BodyGuard(BuiltOnFirstUse(lambda: management_api(services(), features)), limit,
                                              require_sign_in=True)),
-            Mount("/c", app=BodyGuard(BuiltOnFirstUse(lambda: portal_session_api(services)), services,
+            Mount("/c", app=BodyGuard(BuiltOnFirstUse(lambda: portal_session_api(services())), limit,
                                       require_sign_in=False)),  # the sign-in form: capped only
             *registry_routes,
         ],
         middleware=middleware,
         lifespan=lifespan,
     )
-    app.state.services = services
     return app
 
 

@@ -16,17 +16,16 @@ from portside.auth.roles import Role
 from portside.auth.sessions import SESSION_KEY_SETTING, generate_session_key
 from portside.auth.tokens import KEY_SETTING, generate_key_pem
 from portside.config import Settings
-from portside.metadata.accounts import AccountQueries
-from portside.metadata.database import Database
-from portside.metadata.projects import ProjectQueries
 
 log = logging.getLogger("portside")
 ADMIN = "admin"
 
 
 async def _bootstrap(settings: Settings) -> str | None:
-    db = Database(settings.database_url, pool_size=2)  # runs before any worker: no cache to tell
-    accounts, projects = AccountQueries(db), ProjectQueries(db)
+    from portside.app import build  # the parent process execs the supervisor next, dropping it again
+
+    services = await build(settings, signing=False)  # the keys are made here, so none are loaded
+    db, accounts, projects = services.db, services.accounts, services.projects
     generated = None
     try:
         if await accounts.user_by_name(ADMIN) is None:

@@ -143,15 +143,9 @@ class _Admin:
 def _administer(config: Path | None, data_dir: Path | None, action: Callable[[_Admin], Awaitable[T]]) -> T:
     """Migrate the schema (so a fresh data directory works), open the database from the same settings
     as `serve`, run `action` with the management services, and write its audit entries."""
-    from portside.app import database_for
-    from portside.audit.recorder import AuditRecorder
+    from portside.app import build
     from portside.errors import PortsideError
-    from portside.management.projects import ProjectService
-    from portside.management.robots import RobotService
-    from portside.management.users import UserService
-    from portside.metadata.accounts import AccountQueries
     from portside.metadata.database import migrate as run_migrations
-    from portside.metadata.projects import ProjectQueries
     from portside.storage.private import make_private
 
     settings = _settings(config, data_dir=data_dir)
@@ -159,17 +153,17 @@ def _administer(config: Path | None, data_dir: Path | None, action: Callable[[_A
     run_migrations(settings.database_url)
 
     async def main() -> T:
-        db = database_for(settings)  # with the change counter, so running servers drop cached answers
-        accounts, projects = AccountQueries(db), ProjectQueries(db)
-        admin = _Admin(accounts, projects, UserService(db, accounts), ProjectService(db, projects),
-                       RobotService(db, accounts, projects),
-                       AuditRecorder(db, retention_days=settings.audit.retention_days), db)
+        # The same services `serve` builds (whose database tells running servers to drop cached answers);
+        # nothing here signs, so no keys are loaded.
+        services = await build(settings, signing=False)
+        admin = _Admin(services.accounts, services.projects, services.user_admin, services.project_admin,
+                       services.robot_admin, services.audit, services.db)
         try:
             result = await action(admin)
             await admin.audit.flush()
             return result
         finally:
-            await db.close()
+            await services.db.close()
 
     try:
         return asyncio.run(main())

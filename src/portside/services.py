@@ -1,4 +1,4 @@
-"""The set of domain services one application instance uses; built once in `app.create_app`."""
+"""The set of domain services one process uses: built once by `app.build` from the features, then frozen."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from portside.metadata.statistics import StatisticsQueries
 from portside.storage.ports import BlobStore
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Services:
     settings: Settings
     db: Database

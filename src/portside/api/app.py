@@ -1,48 +1,21 @@
-"""Assemble the /api/v2.0 FastAPI application from its routers."""
+"""Assemble the /api/v2.0 FastAPI application from the routers the features bring (see `portside.app`)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Iterable
+
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside import __version__
-from portside.api import (
-    artifact_extras,
-    artifact_labels,
-    artifacts,
-    audit,
-    errors,
-    gc,
-    immutable,
-    labels,
-    members,
-    metadatas,
-    permissions,
-    ping,
-    project_artifacts,
-    projects,
-    quotas,
-    repositories,
-    retention,
-    robots,
-    session,
-    system,
-    users,
-)
+from portside.api import errors, session
 from portside.api.deps import CSRF_HEADER
 from portside.api.emptyquery import EmptyQueryMiddleware
 from portside.api.textguard import TextGuardMiddleware
 from portside.errors import PortsideError
 from portside.services import Services
-
-API_ROUTERS = [projects.router, artifacts.router, members.router, robots.router, users.router, audit.router,
-               system.router, gc.router]
-API_ROUTERS += [quotas.router]
-API_ROUTERS += [retention.router, immutable.router]
-API_ROUTERS += [ping.router, repositories.router, metadatas.router, permissions.router, project_artifacts.router]
-API_ROUTERS[:0] = [artifact_labels.router, artifact_extras.router, labels.router]  # first: see artifact_labels
 
 
 class CsrfHeaderMiddleware:
@@ -66,14 +39,14 @@ class CsrfHeaderMiddleware:
         await self.app(scope, receive, send_wrapper)
 
 
-def build_api(services: Services) -> FastAPI:
+def build_api(services: Services, routers: Iterable[APIRouter]) -> FastAPI:
     api = FastAPI(title="Portside management API", version=__version__,
                   description="Harbor-compatible /api/v2.0", docs_url="/docs", openapi_url="/openapi.json")
     api.state.services = services
     api.add_exception_handler(PortsideError, errors.domain_error)
     api.add_exception_handler(RequestValidationError, errors.validation_error)
     api.add_exception_handler(HTTPException, errors.http_error)
-    for router in API_ROUTERS:
+    for router in routers:  # in order: the first whose path and method match answers
         api.include_router(router)
     api.router.default = errors.unknown_path
     api.add_middleware(CsrfHeaderMiddleware)

@@ -31,11 +31,10 @@ def _error(code: str, status: int, message: str, headers: dict[str, str] | None 
 
 
 class BodyGuard:
-    def __init__(self, app: ASGIApp, services: Services, *, require_sign_in: bool) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, *, require_sign_in: bool) -> None:
         self.app = app
-        self.services = services
         self.require_sign_in = require_sign_in
-        self.limit = services.settings.api.max_body_bytes
+        self.limit = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
@@ -91,7 +90,8 @@ class BodyGuard:
 
     async def _signed_in(self, connection: HTTPConnection) -> bool:
         """The same credentials the routes accept (portside.api.deps), checked the same way."""
-        access, sessions = self.services.access, self.services.sessions
+        services: Services = connection.app.state.services  # built in the app's lifespan
+        access, sessions = services.access, services.sessions
         header = connection.headers.get("authorization")
         if header:
             if not header.lower().startswith("basic "):

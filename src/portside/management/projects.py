@@ -94,6 +94,18 @@ class ProjectService:
         assert found is not None
         return found
 
+    async def create_on_push(self, name: str, owner_id: int | None) -> None:
+        """A private project for a first push into a name that has none (open mode, or
+        `auth.auto_create_projects`); pushers racing to create it all succeed."""
+        try:
+            async with self.db.write() as conn:
+                if await self.projects.by_name(name, conn) is None:
+                    await self.projects.create(conn, name, public=False, owner_id=owner_id)
+        except IntegrityError:  # a concurrent first push created it (PostgreSQL does not lock the check)
+            async with self.db.read() as conn:
+                if await self.projects.by_name(name, conn) is None:
+                    raise
+
     async def get(self, name_or_id: str, *, is_name: bool | None = None) -> ProjectRow:
         """Look up by name, or by id when the value is numeric (Harbor's X-Is-Resource-Name decides)."""
         project = None

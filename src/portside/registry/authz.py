@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
 from portside.audit.recorder import AuditEvent
@@ -105,14 +104,7 @@ async def ensure_project(services: Services, name: str, principal: Principal) ->
     if await services.projects.by_name(name) is not None:
         return
     if services.settings.open_registry or services.settings.auth.auto_create_projects:
-        try:
-            async with services.db.write() as conn:
-                if await services.projects.by_name(name, conn) is None:
-                    await services.projects.create(conn, name, public=False, owner_id=principal.id)
-        except IntegrityError:  # a concurrent first push created it (PostgreSQL does not lock the check)
-            async with services.db.read() as conn:
-                if await services.projects.by_name(name, conn) is None:
-                    raise
+        await services.project_admin.create_on_push(name, principal.id)
         return
     raise RepositoryUnknown(
         f"project {name!r} does not exist: create it first (POST /api/v2.0/projects or `portside project create`)"
