@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -11,6 +12,8 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -285,3 +288,97 @@ def test_buildah_push_and_pull(buildah_image: tuple[Buildah, str], auth_server: 
                 "localhost/portside-test:v1", ref)
         buildah("pull", *policy, "--tls-verify=false", "--creds", creds(robot), "--quiet", ref, store=fmt)
         assert buildah("images", "--quiet", "--no-trunc", store=fmt).splitlines() == [f"sha256:{image_id}"]
+
+
+# -- podman ----------------------------------------------------------------------------------------------
+
+
+class Podman:
+    """The real podman, as root, never running a container: vfs storage and every state directory under
+    `home` (nothing in /var/lib/containers or /run), its own empty registries configuration, no cgroups
+    manager or journald needed (cgroupfs, file events)."""
+
+    def __init__(self, home: Path, run_dir: Path) -> None:
+        binary = shutil.which("podman")
+        if binary is None:
+            pytest.fail("podman is not installed: run scripts/test (it installs it), or apt-get install podman",
+                        pytrace=False)
+        self.binary, self.home, self.run_dir = binary, home, run_dir
+        (home / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+        (home / "registries.conf").write_text("")
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+                    "XDG_RUNTIME_DIR": str(run_dir), "XDG_CONFIG_HOME": str(home / "config"),
+                    "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"), "TMPDIR": str(home)}
+
+    def run(self, *args: str, store: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        base = self.home / store
+        cmd = [self.binary, "--root", str(base / "root"), "--runroot", str(self.run_dir / store), "--tmpdir",
+               str(base / "tmp"), "--volumepath", str(base / "volumes"), "--network-config-dir",
+               str(base / "networks"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
+               "--events-backend", "file", *args]
+        return subprocess.run(cmd, env=self.env, input=stdin, capture_output=True, text=True, timeout=120)
+
+    def __call__(self, *args: str, store: str, stdin: str | None = None) -> str:
+        proc = self.run(*args, store=store, stdin=stdin)
+        assert proc.returncode == 0, f"podman {' '.join(args)}\n{proc.stderr}"
+        return proc.stdout.strip()
+
+    def login(self, server: RunningServer, account: Account, auth_file: Path, store: str) -> None:
+        # The secret on stdin, the name as one argv element: `robot$...` is never expanded.
+        self("login", "--tls-verify=false", "--authfile", str(auth_file), "--username", account.name,
+             "--password-stdin", server.host, store=store, stdin=account.secret)
+
+
+@pytest.fixture
+def podman(tmp_path: Path) -> Iterator[Podman]:
+    # podman refuses a runroot path longer than 50 characters: pytest's tmp_path is longer.
+    run_dir = Path(tempfile.mkdtemp(prefix="portside-podman-", dir="/tmp"))
+    try:
+        yield Podman(tmp_path, run_dir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def served_digest(harbor: Harbor, repo: str, tag: str) -> str:
+    with bearer_client(harbor.server, harbor.admin_token(repo, "pull")) as c:
+        r = c.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200, r.text
+        assert r.headers["Docker-Content-Digest"] == sha256(r.content)
+        return sha256(r.content)
+
+
+def test_podman_login_push_and_pull(podman: Podman, auth_server: RunningServer, harbor: Harbor, team: Team,
+                                    tmp_path: Path) -> None:
+    """A developer logs in and pushes; a pull-only robot logs in (its `robot$` name stored in the auth
+    file), pulls the same image into an empty store and is refused a push."""
+    layout = tmp_path / "layout"
+    write_layout(layout, "v1")
+    policy = ["--signature-policy", str(tmp_path / "policy.json")]
+    image_id = podman("pull", "--quiet", *policy, f"oci:{layout}:v1", store="source")
+
+    repo = f"{team.private}/{unique('podman')}"
+    ref = f"{auth_server.host}/{repo}"
+    dev_auth = tmp_path / "developer-auth.json"
+    podman.login(auth_server, team.users["developer"], dev_auth, "source")
+    digest_file = tmp_path / "pushed.digest"
+    podman("push", "--quiet", *policy, "--tls-verify=false", "--authfile", str(dev_auth), "--format", "oci",
+           "--digestfile", str(digest_file), image_id, f"docker://{ref}:v1", store="source")
+    pushed = digest_file.read_text().strip()
+    assert served_digest(harbor, repo, "v1") == pushed
+
+    robot = harbor.robot(team.private, ("pull",), level="project", name=unique("podman"))
+    robot_auth = tmp_path / "robot-auth.json"
+    podman.login(auth_server, robot, robot_auth, "pulled")
+    stored = json.loads(robot_auth.read_text())["auths"][auth_server.host]["auth"]
+    assert base64.b64decode(stored).decode().split(":", 1)[0] == robot.name
+    podman("pull", "--quiet", *policy, "--tls-verify=false", "--authfile", str(robot_auth), f"{ref}:v1",
+           store="pulled")
+    listed = podman("images", "--format", "{{.Id}} {{.Digest}}", "--no-trunc", store="pulled").splitlines()
+    assert listed == [f"{image_id} {pushed}"]
+
+    refused = podman.run("push", *policy, "--tls-verify=false", "--authfile", str(robot_auth), f"{ref}:v1",
+                         f"docker://{ref}:v2", store="pulled")
+    assert refused.returncode != 0
+    assert any(w in refused.stderr.lower() for w in ("denied", "unauthorized", "authentication required")), \
+        refused.stderr
+    assert not harbor.exists(repo, tag="v2")
