@@ -1,6 +1,7 @@
 """Real clients with credentials: skopeo (--src-creds/--dest-creds), oras-py (login, push, pull),
-@sigstore/oci (npm; attach a bundle to an image) and buildah (push, pull), as users and as robots (whose
-`robot$project+name` names must survive every layer), into a private project."""
+@sigstore/oci (npm; attach a bundle to an image), buildah and podman (push, pull) and containerd's ctr
+(--user), as users and as robots (whose `robot$project+name` names must survive every layer), into a
+private project."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -381,4 +384,124 @@ def test_podman_login_push_and_pull(podman: Podman, auth_server: RunningServer, 
     assert refused.returncode != 0
     assert any(w in refused.stderr.lower() for w in ("denied", "unauthorized", "authentication required")), \
         refused.stderr
+    assert not harbor.exists(repo, tag="v2")
+
+
+# -- containerd's ctr ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Containerd:
+    """A private containerd (its own root, state and socket, no CRI plugin) and its `ctr` client."""
+
+    ctr: str
+    address: Path
+
+    def run(self, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+        # An argument list, no shell: `--user robot$...:secret` reaches ctr unexpanded.
+        return subprocess.run([self.ctr, "--address", str(self.address), "--namespace", namespace, *args],
+                              capture_output=True, text=True, timeout=120,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+
+    def __call__(self, namespace: str, *args: str) -> str:
+        proc = self.run(namespace, *args)
+        assert proc.returncode == 0, f"ctr {' '.join(args)}\n{proc.stderr}"
+        return proc.stdout
+
+
+CONTAINERD_CONFIG = """\
+version = 2
+root = "{home}/root"
+state = "{home}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{home}/containerd.sock"
+[ttrpc]
+  address = "{home}/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{home}/opt"
+"""
+
+
+@pytest.fixture(scope="session")
+def containerd() -> Iterator[Containerd]:
+    """Started once per session and stopped afterwards. Its home is short: a unix socket path has a
+    108-byte limit that pytest's temporary directories can exceed."""
+    binary, ctr = shutil.which("containerd"), shutil.which("ctr")
+    if binary is None or ctr is None:
+        pytest.fail("containerd is not installed: run scripts/test (it installs it), or apt-get install containerd",
+                    pytrace=False)
+    home = Path(tempfile.mkdtemp(prefix="portside-containerd-", dir="/tmp"))
+    (home / "config.toml").write_text(CONTAINERD_CONFIG.format(home=home))
+    with open(home / "containerd.log", "wb") as log:
+        proc = subprocess.Popen([binary, "--config", str(home / "config.toml")], stdout=log, stderr=log,
+                                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    client = Containerd(ctr, home / "containerd.sock")
+    try:
+        for _ in range(200):  # up to ~20 s for the socket to answer
+            if proc.poll() is not None:
+                pytest.fail(f"containerd exited:\n{(home / 'containerd.log').read_text()[-3000:]}", pytrace=False)
+            if client.run("default", "version").returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"containerd did not answer:\n{(home / 'containerd.log').read_text()[-3000:]}",
+                        pytrace=False)
+        yield client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def oci_archive(layout: Path, archive: Path) -> None:
+    with tarfile.open(archive, "w") as tar:
+        for entry in sorted(layout.iterdir()):
+            tar.add(entry, arcname=entry.name)
+
+
+def test_ctr_push_and_pull(containerd: Containerd, auth_server: RunningServer, harbor: Harbor, team: Team,
+                           tmp_path: Path) -> None:
+    """ctr pushes as a developer (--user), pulls into an empty namespace as a pull-only robot and unpacks
+    it, and is refused a push as that robot."""
+    layout = tmp_path / "layout"
+    blobs = write_layout(layout, "v1")
+    manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    oci_archive(layout, tmp_path / "image.tar")
+    repo = f"{team.private}/{unique('ctr')}"
+    ref = f"{auth_server.host}/{repo}"
+    source, pulled = unique("source"), unique("pulled")
+    containerd(source, "images", "import", "--base-name", ref, "--no-unpack", str(tmp_path / "image.tar"))
+
+    developer = team.users["developer"]
+    containerd(source, "images", "push", "--plain-http", "--user", creds(developer), f"{ref}:v1")
+    assert served_digest(harbor, repo, "v1") == manifest
+    for digest in blobs.keys() - {manifest}:
+        assert harbor.exists(repo, blob=digest)
+
+    robot = harbor.robot(team.private, ("pull",), level="project", name=unique("ctr"))
+    containerd(pulled, "images", "pull", "--plain-http", "--user", creds(robot), "--snapshotter", "native",
+               f"{ref}:v1")
+    assert containerd(pulled, "images", "ls", "--quiet").split() == [f"{ref}:v1"]
+    assert manifest in containerd(pulled, "images", "ls")
+    assert containerd(pulled, "images", "check", "--quiet").split() == [f"{ref}:v1"]  # every blob is local
+    assert containerd(pulled, "snapshots", "--snapshotter", "native", "ls").splitlines()[1:], "unpacked"
+
+    # Refused at the upload session (a bodyless POST): ctr reports the registry's error.
+    other = f"{auth_server.host}/{team.private}/{unique('ctr-refused')}"
+    containerd(pulled, "images", "tag", f"{ref}:v1", f"{other}:v1")
+    refused = containerd.run(pulled, "images", "push", "--plain-http", "--user", creds(robot), f"{other}:v1")
+    assert refused.returncode != 0
+    assert "insufficient_scope" in refused.stderr or "denied" in refused.stderr.lower(), refused.stderr
+    assert not harbor.exists(other.split("/", 1)[1])
+    # Refused at the manifest PUT (every blob is there already). ctr streams the body through a pipe, and
+    # when the 401 comes back before the body is read it may report the closed pipe instead of the error.
+    containerd(pulled, "images", "tag", f"{ref}:v1", f"{ref}:v2")
+    refused = containerd.run(pulled, "images", "push", "--plain-http", "--user", creds(robot), f"{ref}:v2")
+    assert refused.returncode != 0
+    assert "insufficient_scope" in refused.stderr or "closed pipe" in refused.stderr, refused.stderr
     assert not harbor.exists(repo, tag="v2")
