@@ -1,9 +1,11 @@
 """Real clients with credentials: skopeo (--src-creds/--dest-creds), oras-py (login, push, pull),
-@sigstore/oci (npm; attach a bundle to an image) and buildah (push, pull), as users and as robots (whose
-`robot$project+name` names must survive every layer), into a private project."""
+@sigstore/oci (npm; attach a bundle to an image), buildah and podman (push, pull) and containerd's ctr
+(--user), as users and as robots (whose `robot$project+name` names must survive every layer), into a
+private project."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -11,6 +13,10 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -285,3 +291,217 @@ def test_buildah_push_and_pull(buildah_image: tuple[Buildah, str], auth_server: 
                 "localhost/portside-test:v1", ref)
         buildah("pull", *policy, "--tls-verify=false", "--creds", creds(robot), "--quiet", ref, store=fmt)
         assert buildah("images", "--quiet", "--no-trunc", store=fmt).splitlines() == [f"sha256:{image_id}"]
+
+
+# -- podman ----------------------------------------------------------------------------------------------
+
+
+class Podman:
+    """The real podman, as root, never running a container: vfs storage and every state directory under
+    `home` (nothing in /var/lib/containers or /run), its own empty registries configuration, no cgroups
+    manager or journald needed (cgroupfs, file events)."""
+
+    def __init__(self, home: Path, run_dir: Path) -> None:
+        binary = shutil.which("podman")
+        if binary is None:
+            pytest.fail("podman is not installed: run scripts/test (it installs it), or apt-get install podman",
+                        pytrace=False)
+        self.binary, self.home, self.run_dir = binary, home, run_dir
+        (home / "policy.json").write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+        (home / "registries.conf").write_text("")
+        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+                    "XDG_RUNTIME_DIR": str(run_dir), "XDG_CONFIG_HOME": str(home / "config"),
+                    "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"), "TMPDIR": str(home)}
+
+    def run(self, *args: str, store: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        base = self.home / store
+        cmd = [self.binary, "--root", str(base / "root"), "--runroot", str(self.run_dir / store), "--tmpdir",
+               str(base / "tmp"), "--volumepath", str(base / "volumes"), "--network-config-dir",
+               str(base / "networks"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
+               "--events-backend", "file", *args]
+        return subprocess.run(cmd, env=self.env, input=stdin, capture_output=True, text=True, timeout=120)
+
+    def __call__(self, *args: str, store: str, stdin: str | None = None) -> str:
+        proc = self.run(*args, store=store, stdin=stdin)
+        assert proc.returncode == 0, f"podman {' '.join(args)}\n{proc.stderr}"
+        return proc.stdout.strip()
+
+    def login(self, server: RunningServer, account: Account, auth_file: Path, store: str) -> None:
+        # The secret on stdin, the name as one argv element: `robot$...` is never expanded.
+        self("login", "--tls-verify=false", "--authfile", str(auth_file), "--username", account.name,
+             "--password-stdin", server.host, store=store, stdin=account.secret)
+
+
+@pytest.fixture
+def podman(tmp_path: Path) -> Iterator[Podman]:
+    # podman refuses a runroot path longer than 50 characters: pytest's tmp_path is longer.
+    run_dir = Path(tempfile.mkdtemp(prefix="portside-podman-", dir="/tmp"))
+    try:
+        yield Podman(tmp_path, run_dir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def served_digest(harbor: Harbor, repo: str, tag: str) -> str:
+    with bearer_client(harbor.server, harbor.admin_token(repo, "pull")) as c:
+        r = c.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200, r.text
+        assert r.headers["Docker-Content-Digest"] == sha256(r.content)
+        return sha256(r.content)
+
+
+def test_podman_login_push_and_pull(podman: Podman, auth_server: RunningServer, harbor: Harbor, team: Team,
+                                    tmp_path: Path) -> None:
+    """A developer logs in and pushes; a pull-only robot logs in (its `robot$` name stored in the auth
+    file), pulls the same image into an empty store and is refused a push."""
+    layout = tmp_path / "layout"
+    write_layout(layout, "v1")
+    policy = ["--signature-policy", str(tmp_path / "policy.json")]
+    image_id = podman("pull", "--quiet", *policy, f"oci:{layout}:v1", store="source")
+
+    repo = f"{team.private}/{unique('podman')}"
+    ref = f"{auth_server.host}/{repo}"
+    dev_auth = tmp_path / "developer-auth.json"
+    podman.login(auth_server, team.users["developer"], dev_auth, "source")
+    digest_file = tmp_path / "pushed.digest"
+    podman("push", "--quiet", *policy, "--tls-verify=false", "--authfile", str(dev_auth), "--format", "oci",
+           "--digestfile", str(digest_file), image_id, f"docker://{ref}:v1", store="source")
+    pushed = digest_file.read_text().strip()
+    assert served_digest(harbor, repo, "v1") == pushed
+
+    robot = harbor.robot(team.private, ("pull",), level="project", name=unique("podman"))
+    robot_auth = tmp_path / "robot-auth.json"
+    podman.login(auth_server, robot, robot_auth, "pulled")
+    stored = json.loads(robot_auth.read_text())["auths"][auth_server.host]["auth"]
+    assert base64.b64decode(stored).decode().split(":", 1)[0] == robot.name
+    podman("pull", "--quiet", *policy, "--tls-verify=false", "--authfile", str(robot_auth), f"{ref}:v1",
+           store="pulled")
+    listed = podman("images", "--format", "{{.Id}} {{.Digest}}", "--no-trunc", store="pulled").splitlines()
+    assert listed == [f"{image_id} {pushed}"]
+
+    refused = podman.run("push", *policy, "--tls-verify=false", "--authfile", str(robot_auth), f"{ref}:v1",
+                         f"docker://{ref}:v2", store="pulled")
+    assert refused.returncode != 0
+    assert any(w in refused.stderr.lower() for w in ("denied", "unauthorized", "authentication required")), \
+        refused.stderr
+    assert not harbor.exists(repo, tag="v2")
+
+
+# -- containerd's ctr ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Containerd:
+    """A private containerd (its own root, state and socket, no CRI plugin) and its `ctr` client."""
+
+    ctr: str
+    address: Path
+
+    def run(self, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+        # An argument list, no shell: `--user robot$...:secret` reaches ctr unexpanded.
+        return subprocess.run([self.ctr, "--address", str(self.address), "--namespace", namespace, *args],
+                              capture_output=True, text=True, timeout=120,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+
+    def __call__(self, namespace: str, *args: str) -> str:
+        proc = self.run(namespace, *args)
+        assert proc.returncode == 0, f"ctr {' '.join(args)}\n{proc.stderr}"
+        return proc.stdout
+
+
+CONTAINERD_CONFIG = """\
+version = 2
+root = "{home}/root"
+state = "{home}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{home}/containerd.sock"
+[ttrpc]
+  address = "{home}/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{home}/opt"
+"""
+
+
+@pytest.fixture(scope="session")
+def containerd() -> Iterator[Containerd]:
+    """Started once per session and stopped afterwards. Its home is short: a unix socket path has a
+    108-byte limit that pytest's temporary directories can exceed."""
+    binary, ctr = shutil.which("containerd"), shutil.which("ctr")
+    if binary is None or ctr is None:
+        pytest.fail("containerd is not installed: run scripts/test (it installs it), or apt-get install containerd",
+                    pytrace=False)
+    home = Path(tempfile.mkdtemp(prefix="portside-containerd-", dir="/tmp"))
+    (home / "config.toml").write_text(CONTAINERD_CONFIG.format(home=home))
+    with open(home / "containerd.log", "wb") as log:
+        proc = subprocess.Popen([binary, "--config", str(home / "config.toml")], stdout=log, stderr=log,
+                                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    client = Containerd(ctr, home / "containerd.sock")
+    try:
+        for _ in range(200):  # up to ~20 s for the socket to answer
+            if proc.poll() is not None:
+                pytest.fail(f"containerd exited:\n{(home / 'containerd.log').read_text()[-3000:]}", pytrace=False)
+            if client.run("default", "version").returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"containerd did not answer:\n{(home / 'containerd.log').read_text()[-3000:]}",
+                        pytrace=False)
+        yield client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def oci_archive(layout: Path, archive: Path) -> None:
+    with tarfile.open(archive, "w") as tar:
+        for entry in sorted(layout.iterdir()):
+            tar.add(entry, arcname=entry.name)
+
+
+def test_ctr_push_and_pull(containerd: Containerd, auth_server: RunningServer, harbor: Harbor, team: Team,
+                           tmp_path: Path) -> None:
+    """ctr pushes as a developer (--user), pulls into an empty namespace as a pull-only robot and unpacks
+    it, and is refused a push as that robot."""
+    layout = tmp_path / "layout"
+    blobs = write_layout(layout, "v1")
+    manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    oci_archive(layout, tmp_path / "image.tar")
+    repo = f"{team.private}/{unique('ctr')}"
+    ref = f"{auth_server.host}/{repo}"
+    source, pulled = unique("source"), unique("pulled")
+    containerd(source, "images", "import", "--base-name", ref, "--no-unpack", str(tmp_path / "image.tar"))
+
+    developer = team.users["developer"]
+    containerd(source, "images", "push", "--plain-http", "--user", creds(developer), f"{ref}:v1")
+    assert served_digest(harbor, repo, "v1") == manifest
+    for digest in blobs.keys() - {manifest}:
+        assert harbor.exists(repo, blob=digest)
+
+    robot = harbor.robot(team.private, ("pull",), level="project", name=unique("ctr"))
+    containerd(pulled, "images", "pull", "--plain-http", "--user", creds(robot), "--snapshotter", "native",
+               f"{ref}:v1")
+    assert containerd(pulled, "images", "ls", "--quiet").split() == [f"{ref}:v1"]
+    assert manifest in containerd(pulled, "images", "ls")
+    assert containerd(pulled, "images", "check", "--quiet").split() == [f"{ref}:v1"]  # every blob is local
+    assert containerd(pulled, "snapshots", "--snapshotter", "native", "ls").splitlines()[1:], "unpacked"
+
+    # Refused at the upload session (a bodyless POST): ctr reports the registry's error.
+    other = f"{auth_server.host}/{team.private}/{unique('ctr-refused')}"
+    containerd(pulled, "images", "tag", f"{ref}:v1", f"{other}:v1")
+    refused = containerd.run(pulled, "images", "push", "--plain-http", "--user", creds(robot), f"{other}:v1")
+    assert refused.returncode != 0
+    assert "insufficient_scope" in refused.stderr or "denied" in refused.stderr.lower(), refused.stderr
+    assert not harbor.exists(other.split("/", 1)[1])
+    # Refused at the manifest PUT (every blob is there already). ctr streams the body through a pipe, and
+    # when the 401 comes back before the body is read it may report the closed pipe instead of the error.
+    containerd(pulled, "images", "tag", f"{ref}:v1", f"{ref}:v2")
+    refused = containerd.run(pulled, "images", "push", "--plain-http", "--user", creds(robot), f"{ref}:v2")
+    assert refused.returncode != 0
+    assert "insufficient_scope" in refused.stderr or "closed pipe" in refused.stderr, refused.stderr
+    assert not harbor.exists(repo, tag="v2")
