@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import ssl
+from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 
 from tests.interop.conftest import Registry
 from tests.interop.pki import Pki
+from tests.servers import RunningServer
 
 pytestmark = pytest.mark.interop
 
@@ -46,3 +51,17 @@ def test_handshake_fails_without_the_root(tls_registry: Registry) -> None:
     with socket.create_connection(("127.0.0.1", tls_registry.server.port), timeout=10) as sock, \
             pytest.raises(ssl.SSLCertVerificationError):
         ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+def test_graceful_stop_does_not_wait_for_idle_tls_clients(pki: Pki, tmp_path: Path) -> None:
+    """An idle keep-alive client never answers a TLS close_notify: a stop that waited for it held the
+    server for the whole 25 s grace period (python-dxf and requests sessions keep such connections)."""
+    srv = RunningServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'portside.db'}", workers=1,
+                        tls=pki.server_tls, ca_file=pki.ca_cert).start()
+    try:
+        with httpx.Client(base_url=srv.url, verify=str(pki.ca_cert)) as client:
+            assert client.get("/v2/").status_code == 200  # the connection now idles, kept alive
+            os.killpg(srv.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
+            assert srv.proc.wait(15) == 0  # type: ignore[union-attr]  # well inside the grace period
+    finally:
+        srv.stop()

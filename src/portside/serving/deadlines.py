@@ -49,6 +49,17 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        """A graceful stop closes idle connections. Over TLS a close waits for the client's close_notify,
+        which an idle keep-alive client never sends, so the stop would hang for the whole grace period:
+        drop those at once (no request is lost, and clients retry a kept connection that went away)."""
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("ssl_object") is not None:
+            self._disarm()
+            self.transport.abort()
+            return
+        super().shutdown()
+
     def _arm(self, seconds: float, *, body: bool) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(seconds, self._expired, seconds, body)
