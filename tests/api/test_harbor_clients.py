@@ -298,6 +298,23 @@ def test_harbor_api_client(auth_server: RunningServer, registry: Registry) -> No
     artifacts.delete_artifact(project, "team%2Fapp", "2.0")
     refused(404, lambda: artifacts.get_artifact(project, "team%2Fapp", second.digest))
 
+    # labels: a project label on an artifact, shown with with_label, then taken off and deleted
+    labels = hc.LabelApi(client)
+    _, status, headers = labels.create_label_with_http_info(
+        hc.Label(name=f"{project}-qa", color="#00ff00", scope="p", project_id=pid))
+    label_id = int(headers["Location"].rsplit("/", 1)[1])
+    assert status == 201 and labels.get_label_by_id(label_id).name == f"{project}-qa"
+    assert [lb.id for lb in labels.list_labels(scope="p", project_id=pid)] == [label_id]
+    artifacts.add_label(project, "team%2Fapp", "1.0", hc.Label(id=label_id))
+    refused(409, lambda: artifacts.add_label(project, "team%2Fapp", "1.0", hc.Label(id=label_id)))
+    labelled = artifacts.get_artifact(project, "team%2Fapp", "1.0", with_label=True)
+    assert [lb.id for lb in labelled.labels] == [label_id]
+    artifacts.remove_label(project, "team%2Fapp", "1.0", label_id)
+    assert not artifacts.get_artifact(project, "team%2Fapp", "1.0", with_label=True).labels
+    labels.update_label(label_id, hc.Label(description="checked by QA"))
+    labels.delete_label(label_id)
+    refused(404, lambda: labels.get_label_by_id(label_id))
+
     # users and members
     users = hc.UserApi(client)
     users.create_user(hc.UserCreationReq(username=username, email=f"{username}@example.com", realname="H C",
