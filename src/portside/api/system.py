@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from portside import __version__
 from portside.api.deps import PrincipalDep, ServicesDep, require_signed_in, require_sysadmin
-from portside.api.projects import project_json
+from portside.api.projects import projects_json
 from portside.api.timefmt import iso
 
 router = APIRouter(tags=["systeminfo"])
@@ -93,12 +93,10 @@ async def health(services: ServicesDep) -> dict[str, Any]:
 @router.get("/statistics")
 async def statistics(services: ServicesDep, principal: PrincipalDep) -> dict[str, int]:
     require_signed_in(principal)
-    visible = await services.access.visible_project_ids(principal)
+    seen = await services.project_admin.list_visible(principal)
     async with services.db.read() as conn:
-        every = await services.projects.all(conn)
         repo_counts = await services.statistics.repository_counts(conn)
         storage = await services.statistics.storage_consumption(conn) if principal.sysadmin else 0
-    seen = [p for p in every if visible is None or p.id in visible]
     public = [p for p in seen if p.public]
     private = [p for p in seen if not p.public]
     stats = {
@@ -111,7 +109,7 @@ async def statistics(services: ServicesDep, principal: PrincipalDep) -> dict[str
         "total_storage_consumption": 0,
     }
     if principal.sysadmin:
-        stats["total_project_count"] = len(every)
+        stats["total_project_count"] = len(seen)  # a system administrator sees every project
         stats["total_repo_count"] = sum(repo_counts.values())
         stats["total_storage_consumption"] = storage
     return stats
@@ -120,11 +118,9 @@ async def statistics(services: ServicesDep, principal: PrincipalDep) -> dict[str
 @router.get("/search")
 async def search(services: ServicesDep, principal: PrincipalDep, q: str = Query(...)) -> dict[str, Any]:
     text = q.strip()
-    visible = await services.access.visible_project_ids(principal)
+    seen = {p.id: p for p in await services.project_admin.list_visible(principal)}
     async with services.db.read() as conn:
-        every = await services.projects.all(conn)
-        seen = {p.id: p for p in every if visible is None or p.id in visible}
-        hits = await services.statistics.search_repositories(conn, text, None if visible is None else set(seen),
+        hits = await services.statistics.search_repositories(conn, text, None if principal.sysadmin else set(seen),
                                                              limit=SEARCH_LIMIT)
     projects = [p for p in seen.values() if text.lower() in p.name.lower()][:SEARCH_LIMIT]
     repositories = []
@@ -140,4 +136,4 @@ async def search(services: ServicesDep, principal: PrincipalDep, q: str = Query(
             "pull_count": hit.pull_count,
             "artifact_count": hit.artifact_count,
         })
-    return {"project": [await project_json(services, principal, p) for p in projects], "repository": repositories}
+    return {"project": await projects_json(services, principal, projects), "repository": repositories}

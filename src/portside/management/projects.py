@@ -7,11 +7,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from portside.auth.access import project_visibility
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
 from portside.errors import Conflict, Invalid, NotEmpty, NotFound
 from portside.metadata.database import Database
-from portside.metadata.projects import ProjectQueries, ProjectRow
+from portside.metadata.projects import ProjectDetails, ProjectQueries, ProjectRow
 from portside.numbers import INT64_MAX, INT64_MIN, parse_int
 
 PROJECT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -105,6 +106,17 @@ class ProjectService:
             async with self.db.read() as conn:
                 if await self.projects.by_name(name, conn) is None:
                     raise
+
+    async def list_visible(self, principal: Principal) -> list[ProjectRow]:
+        """The projects this principal may see, by name."""
+        async with self.db.read() as conn:
+            return await self.projects.visible(conn, **project_visibility(principal).as_query())
+
+    async def details(self, principal: Principal, page: list[ProjectRow]) -> dict[int, ProjectDetails]:
+        """Owner, repository count and the principal's role for a page of projects, in one query."""
+        member_id = principal.id if principal.kind == "user" else None
+        async with self.db.read() as conn:
+            return await self.projects.details(conn, [p.id for p in page], member_id)
 
     async def get(self, name_or_id: str, *, is_name: bool | None = None) -> ProjectRow:
         """Look up by name, or by id when the value is numeric (Harbor's X-Is-Resource-Name decides)."""
