@@ -18,6 +18,7 @@ from portside.content.uploads import UploadService
 from portside.jobs.queue import JobQueue
 from portside.jobs.scheduler import Scheduler
 from portside.lifecycle.gc import GarbageCollector
+from portside.lifecycle.gc_jobs import GcService
 from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
 from portside.lifecycle.retention_jobs import RetentionRunner
@@ -60,6 +61,7 @@ class Services:
     jobs: JobQueue
     scheduler: Scheduler
     gc: GarbageCollector
+    gc_admin: GcService
     quotas: QuotaService
     immutability: ImmutabilityService
     retention: RetentionService

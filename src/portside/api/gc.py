@@ -15,8 +15,8 @@ from portside.api.params import Id
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.clientinfo import client_ip
-from portside.errors import Conflict, Invalid, NotFound
-from portside.jobs.queue import FINAL, ExecutionRow
+from portside.errors import Invalid, NotFound
+from portside.jobs.queue import ExecutionRow
 from portside.lifecycle.gc_jobs import GC_VENDOR
 from portside.services import Services
 
@@ -99,10 +99,7 @@ async def _set_schedule(request: Request, services: Services, principal: Any, bo
     services.audit.record(AuditEvent("update", "gc", body.schedule.type, principal.name,
                                      client_ip=client_ip(request)))
     if body.schedule.type == "Manual":
-        running = [e for e in await services.jobs.executions(GC_VENDOR) if e.status not in FINAL]
-        if running:
-            raise Conflict(f"garbage collection {running[0].id} is still running")
-        execution_id = await services.scheduler.launch(GC_VENDOR, 0, params, "MANUAL")
+        execution_id = await services.gc_admin.launch_manual(params)
         return Response(status_code=201, headers={"Location": f"/api/v2.0/system/gc/{execution_id}"})
     await services.scheduler.set(GC_VENDOR, 0, body.schedule.type, body.schedule.cron, params)
     return Response(status_code=201 if request.method == "POST" else 200)
