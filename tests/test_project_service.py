@@ -13,6 +13,7 @@ from sqlalchemy import event, insert
 
 from portside.auth.principal import ANONYMOUS, Principal, RobotGrant
 from portside.auth.roles import Role
+from portside.errors import Conflict, WriteConflict
 from portside.management.projects import ProjectService
 from portside.metadata.accounts import AccountQueries
 from portside.metadata.database import Database, migrate
@@ -89,6 +90,22 @@ def test_a_page_of_projects_costs_a_constant_number_of_queries(db_url: str) -> N
         assert all(d.repo_count == 2 for d in large.values())
         assert [large[p.id].role_id for p in every] == [None, Role.DEVELOPER] * 6
         assert small == {p.id: large[p.id] for p in every[:2]}
+        await db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_broken_unique_rule_is_a_conflict_with_the_callers_message_and_writes_nothing(db_url: str) -> None:
+    async def scenario() -> None:
+        db = Database(db_url)
+        service, _ = await _seed(db, 1)
+        with pytest.raises(WriteConflict, match=r"^project 'p00' already exists$"):
+            async with db.write(conflict="project 'p00' already exists") as conn:
+                await service.projects.create(conn, "half", public=False, owner_id=None)
+                await service.projects.create(conn, "p00", public=False, owner_id=None)
+        assert [p.name for p in await service.list_visible(Principal("user", "admin", sysadmin=True))] == ["p00"]
+        with pytest.raises(Conflict, match=r"^project 'p00' already exists$"):
+            await service.create("p00", public=None, metadata=None, storage_limit=None, owner=None)
         await db.close()
 
     asyncio.run(scenario())

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.auth.passwords import generate_secret, hash_secret
 from portside.auth.roles import Role
 from portside.auth.sessions import SESSION_KEY_SETTING, generate_session_key
 from portside.auth.tokens import KEY_SETTING, generate_key_pem
 from portside.config import Settings
+from portside.errors import WriteConflict
 
 log = logging.getLogger("portside")
 ADMIN = "admin"
@@ -40,7 +39,7 @@ async def _bootstrap(settings: Settings) -> str | None:
                         library = await projects.create(conn, "library", public=True, owner_id=user_id,
                                                         settings={"public": "true"})
                         await projects.add_member(conn, library, user_id, Role.PROJECT_ADMIN)
-            except IntegrityError:  # another replica created it first
+            except WriteConflict:  # another replica created it first
                 generated = None
         if settings.auth.token_key_file is None and await accounts.get_setting(KEY_SETTING) is None:
             await accounts.put_setting_once(KEY_SETTING, generate_key_pem())

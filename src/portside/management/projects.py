@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.auth.access import project_visibility
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
-from portside.errors import Conflict, Invalid, NotEmpty, NotFound
+from portside.errors import Conflict, Invalid, NotEmpty, NotFound, WriteConflict
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectDetails, ProjectQueries, ProjectRow
 from portside.numbers import INT64_MAX, INT64_MIN, parse_int
@@ -80,17 +78,15 @@ class ProjectService:
         if storage_limit is not None and not -1 <= storage_limit <= INT64_MAX:
             raise Invalid("storage_limit must be -1 (unlimited) or a number of bytes")
         owner_id = owner.id if owner is not None and owner.kind == "user" else None
-        try:
-            async with self.db.write() as conn:
-                if await self.projects.by_name(name, conn) is not None:
-                    raise Conflict(f"project {name!r} already exists")
-                project_id = await self.projects.create(conn, name, public=is_public, owner_id=owner_id,
-                                                        settings=settings,
-                                                        storage_limit=-1 if storage_limit is None else storage_limit)
-                if owner_id is not None:
-                    await self.projects.add_member(conn, project_id, owner_id, Role.PROJECT_ADMIN)
-        except IntegrityError:
-            raise Conflict(f"project {name!r} already exists") from None
+        already = f"project {name!r} already exists"
+        async with self.db.write(conflict=already) as conn:
+            if await self.projects.by_name(name, conn) is not None:
+                raise Conflict(already)
+            project_id = await self.projects.create(conn, name, public=is_public, owner_id=owner_id,
+                                                    settings=settings,
+                                                    storage_limit=-1 if storage_limit is None else storage_limit)
+            if owner_id is not None:
+                await self.projects.add_member(conn, project_id, owner_id, Role.PROJECT_ADMIN)
         found = await self.projects.by_id(project_id)
         assert found is not None
         return found
@@ -102,7 +98,7 @@ class ProjectService:
             async with self.db.write() as conn:
                 if await self.projects.by_name(name, conn) is None:
                     await self.projects.create(conn, name, public=False, owner_id=owner_id)
-        except IntegrityError:  # a concurrent first push created it (PostgreSQL does not lock the check)
+        except WriteConflict:  # a concurrent first push created it (PostgreSQL does not lock the check)
             async with self.db.read() as conn:
                 if await self.projects.by_name(name, conn) is None:
                     raise

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.auth.passwords import check_password_strength, generate_secret, hash_secret
 from portside.auth.principal import ROBOT_PREFIX
-from portside.errors import Conflict, Invalid, NotFound
+from portside.errors import Invalid, NotFound
 from portside.metadata.accounts import AccountQueries, RobotRow
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
@@ -105,14 +103,11 @@ class RobotService:
             raise Invalid(f"secret: {problem}")
         secret = secret or generate_secret()
         expires_at = None if duration == -1 else datetime.now(UTC) + timedelta(days=duration)
-        try:
-            async with self.db.write() as conn:
-                robot_id = await self.accounts.create_robot(
-                    conn, name=full_name, description=description, level=level, project_id=project_id,
-                    secret_hash=hash_secret(secret), duration=duration, expires_at=expires_at,
-                    permissions=permissions, creator=creator, disabled=disabled)
-        except IntegrityError:
-            raise Conflict(f"robot account {full_name!r} already exists") from None
+        async with self.db.write(conflict=f"robot account {full_name!r} already exists") as conn:
+            robot_id = await self.accounts.create_robot(
+                conn, name=full_name, description=description, level=level, project_id=project_id,
+                secret_hash=hash_secret(secret), duration=duration, expires_at=expires_at,
+                permissions=permissions, creator=creator, disabled=disabled)
         robot = await self.accounts.robot_by_id(robot_id)
         assert robot is not None
         return CreatedRobot(robot, secret)
