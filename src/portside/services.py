@@ -27,6 +27,7 @@ from portside.management.labels import LabelService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
+from portside.management.system import SystemService
 from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
 from portside.metadata.audit import AuditQueries
@@ -55,6 +56,7 @@ class Services:
     user_admin: UserService
     robot_admin: RobotService
     member_admin: MemberService
+    system: SystemService
     audit_log: AuditQueries
     statistics: StatisticsQueries
     artifacts: ArtifactService

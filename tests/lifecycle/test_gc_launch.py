@@ -31,8 +31,8 @@ def test_concurrent_launches_start_one_collection(db_url: str) -> None:
         dbs = [Database(db_url) for _ in range(4)]
         for _ in range(3):  # connections open before the race, so the launches overlap
             await asyncio.gather(*(db.ping() for db in dbs for _ in range(3)))
-        services = [GcService(JobQueue(db)) for db in dbs]
         schedulers = [Scheduler(db, {GC_VENDOR: gc_launcher(JobQueue(db))}) for db in dbs]
+        services = [GcService(JobQueue(db), scheduler) for db, scheduler in zip(dbs, schedulers, strict=True)]
         row = await schedulers[0].set(GC_VENDOR, 0, "Hourly", "0 * * * *", {})
         assert row is not None
         moment = row.next_run_at + timedelta(seconds=1)

@@ -74,7 +74,7 @@ def _audit(services: Services, request: Request, principal: Principal, operation
 async def project_exists(services: ServicesDep, principal: PrincipalDep,
                          project_name: str = Query(...)) -> Response:
     require_signed_in(principal)
-    if await services.projects.by_name(project_name) is None:
+    if await services.project_admin.find(project_name) is None:
         raise NotFound(f"project {project_name} not found")
     return Response(status_code=200)
 
@@ -161,8 +161,7 @@ async def delete_project(request: Request, project_name_or_id: str, services: Se
 async def project_deletable(project_name_or_id: str, services: ServicesDep, principal: PrincipalDep,
                             x_is_resource_name: IsResourceName = None) -> dict[str, Any]:
     project = await project_for(services, principal, project_name_or_id, "project:delete", x_is_resource_name)
-    async with services.db.read() as conn:
-        count = await services.projects.repository_count(conn, project.id)
+    count = await services.project_admin.repository_count(project)
     if count:
         return {"deletable": False, "message": f"the project has {count} repositories"}
     return {"deletable": True, "message": ""}
@@ -172,11 +171,8 @@ async def project_deletable(project_name_or_id: str, services: ServicesDep, prin
 async def project_summary(project_name_or_id: str, services: ServicesDep, principal: PrincipalDep,
                           x_is_resource_name: IsResourceName = None) -> dict[str, Any]:
     project = await project_for(services, principal, project_name_or_id, "project:read", x_is_resource_name)
-    async with services.db.read() as conn:
-        count = await services.projects.repository_count(conn, project.id)
-        members = await services.projects.list_members(conn, project.id)
+    count, by_role = await services.project_admin.summary(project)
     used = await services.quotas.usage(project.id)
-    by_role = {r: sum(1 for m in members if m.role_id == r) for r in range(1, 6)}
     return {
         "repo_count": count,
         "project_admin_count": by_role[1], "maintainer_count": by_role[4], "developer_count": by_role[2],

@@ -44,7 +44,7 @@ IMMUTABILITY = Feature("immutability", install=_install_immutability, routers=("
 
 def _install_gc(b: ServiceBuilder) -> None:
     b.add("gc", GarbageCollector(b.db, b.store))
-    b.add("gc_admin", GcService(b.jobs))
+    b.add("gc_admin", GcService(b.jobs, b.get("scheduler", Scheduler)))
 
 
 def _gc_handlers(services: Services) -> Mapping[str, Handler]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from portside.errors import Conflict
-from portside.jobs.queue import AlreadyRunning, JobQueue
+from portside.errors import Conflict, NotFound
+from portside.jobs.queue import AlreadyRunning, ExecutionRow, JobQueue
+from portside.jobs.scheduler import Scheduler, ScheduleRow
 from portside.jobs.worker import Handler, JobContext
 from portside.lifecycle.gc import GarbageCollector, GcOptions
 
@@ -45,10 +46,35 @@ def gc_launcher(queue: JobQueue) -> Any:
 
 
 class GcService:
-    """Garbage collection runs as the API sees them."""
+    """Garbage collection runs and their schedule, as the API sees them."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, scheduler: Scheduler) -> None:
         self.queue = queue
+        self.scheduler = scheduler
+
+    async def runs(self) -> list[ExecutionRow]:
+        """Every collection, newest first."""
+        return await self.queue.executions(GC_VENDOR)
+
+    async def run(self, gc_id: int) -> ExecutionRow:
+        e = await self.queue.execution(gc_id)
+        if e is None or e.vendor_type != GC_VENDOR:
+            raise NotFound(f"garbage collection {gc_id} not found")
+        return e
+
+    async def log(self, gc_id: int) -> str:
+        await self.run(gc_id)
+        return "".join(t.log for t in await self.queue.tasks_of(gc_id))
+
+    async def stop(self, gc_id: int) -> None:
+        await self.run(gc_id)
+        await self.queue.stop(gc_id)
+
+    async def schedule(self) -> ScheduleRow | None:
+        return await self.scheduler.get(GC_VENDOR, 0)
+
+    async def set_schedule(self, schedule_type: str, cron: str | None, params: dict[str, Any]) -> None:
+        await self.scheduler.set(GC_VENDOR, 0, schedule_type, cron, params)
 
     async def launch_manual(self, params: dict[str, Any]) -> int:
         """Start a collection now; Conflict while another (manual or scheduled) is unfinished."""

@@ -114,6 +114,23 @@ class ProjectService:
         async with self.db.read() as conn:
             return await self.projects.details(conn, [p.id for p in page], member_id)
 
+    async def find(self, name_or_id: str | int) -> ProjectRow | None:
+        """The project of this name (a str) or id (an int), or None."""
+        if isinstance(name_or_id, int):
+            return await self.projects.by_id(name_or_id)
+        return await self.projects.by_name(name_or_id)
+
+    async def repository_count(self, project: ProjectRow) -> int:
+        async with self.db.read() as conn:
+            return await self.projects.repository_count(conn, project.id)
+
+    async def summary(self, project: ProjectRow) -> tuple[int, dict[int, int]]:
+        """The project's repository count and how many members hold each role."""
+        async with self.db.read() as conn:
+            count = await self.projects.repository_count(conn, project.id)
+            members = await self.projects.list_members(conn, project.id)
+        return count, {role: sum(1 for m in members if m.role_id == role) for role in Role}
+
     async def get(self, name_or_id: str, *, is_name: bool | None = None) -> ProjectRow:
         """Look up by name, or by id when the value is numeric (Harbor's X-Is-Resource-Name decides)."""
         project = None

@@ -112,6 +112,11 @@ class RobotService:
         assert robot is not None
         return CreatedRobot(robot, secret)
 
+    async def list_all(self, project_id: int | None = None) -> list[RobotRow]:
+        """Every robot, or a project's."""
+        async with self.db.read() as conn:
+            return await self.accounts.list_robots(conn, project_id)
+
     async def get(self, robot_id: int) -> RobotRow:
         robot = await self.accounts.robot_by_id(robot_id)
         if robot is None:

@@ -33,6 +33,13 @@ class UserService:
         assert user is not None
         return user
 
+    async def list_all(self) -> list[UserRow]:
+        async with self.db.read() as conn:
+            return await self.accounts.list_users(conn)
+
+    async def exists(self, username: str) -> bool:
+        return await self.accounts.user_by_name(username) is not None
+
     async def get(self, user_id: int) -> UserRow:
         user = await self.accounts.user_by_id(user_id)
         if user is None:
