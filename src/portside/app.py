@@ -102,9 +102,7 @@ def _install_registry(b: ServiceBuilder) -> None:
     b.add("robot_admin", RobotService(db, accounts, projects))
     b.add("member_admin", MemberService(db, projects, accounts))
     b.add("audit_log", AuditQueries(db))
-    statistics = StatisticsQueries(db)
-    b.add("statistics", statistics)
-    b.add("system", SystemService(db, statistics, project_admin))
+    b.add("system", SystemService(db, StatisticsQueries(db), project_admin))
     b.add("artifacts", ArtifactService(ArtifactQueries(db), store, immutability=immutability))
     b.add("copier", ArtifactCopier(queries, ArtifactQueries(db), quotas=quotas, immutability=immutability))
 

@@ -33,7 +33,6 @@ from portside.metadata.accounts import AccountQueries
 from portside.metadata.audit import AuditQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
-from portside.metadata.statistics import StatisticsQueries
 from portside.storage.ports import BlobStore
 
 
@@ -58,7 +57,6 @@ class Services:
     member_admin: MemberService
     system: SystemService
     audit_log: AuditQueries
-    statistics: StatisticsQueries
     artifacts: ArtifactService
     jobs: JobQueue
     scheduler: Scheduler

@@ -23,7 +23,7 @@ from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound
-from portside.metadata.projects import ProjectDetails, ProjectRow
+from portside.management.projects import ProjectDetails, ProjectRow
 from portside.services import Services
 
 router = APIRouter(tags=["project"])

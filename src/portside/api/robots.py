@@ -25,8 +25,7 @@ from portside.auth.delegation import not_held
 from portside.auth.principal import ROBOT_PREFIX, Principal
 from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound, Unauthorized
-from portside.management.robots import check_permissions
-from portside.metadata.accounts import RobotRow
+from portside.management.robots import RobotRow, check_permissions
 from portside.numbers import parse_int
 from portside.services import Services
 

@@ -22,7 +22,7 @@ from portside.auth.passwords import verify_secret
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
 from portside.errors import Conflict, Denied, Invalid
-from portside.metadata.accounts import UserRow
+from portside.management.users import UserRow
 from portside.services import Services
 
 router = APIRouter(tags=["user"])

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.errors import BlobUnknown, Conflict, InUse, Invalid, NotFound
-from portside.metadata.artifacts import ArtifactQueries, ArtifactRow, RepositoryRow, TagRow
+from portside.metadata.artifacts import ArtifactQueries, ArtifactRow, TagRow
+from portside.metadata.artifacts import RepositoryRow as RepositoryRow  # a row type the API shows
 from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
 from portside.oci.names import check_tag

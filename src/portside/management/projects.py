@@ -10,7 +10,10 @@ from portside.auth.principal import Principal
 from portside.auth.roles import Role
 from portside.errors import Conflict, Invalid, NotEmpty, NotFound, WriteConflict
 from portside.metadata.database import Database
-from portside.metadata.projects import ProjectDetails, ProjectQueries, ProjectRow
+from portside.metadata.projects import MemberRow as MemberRow  # the row types the API shows
+from portside.metadata.projects import ProjectDetails as ProjectDetails
+from portside.metadata.projects import ProjectQueries
+from portside.metadata.projects import ProjectRow as ProjectRow
 from portside.numbers import INT64_MAX, INT64_MIN, parse_int
 
 PROJECT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -119,6 +122,12 @@ class ProjectService:
         if isinstance(name_or_id, int):
             return await self.projects.by_id(name_or_id)
         return await self.projects.by_name(name_or_id)
+
+    async def roles_of(self, principal: Principal) -> dict[int, int]:
+        """Project id -> the principal's role there (users only; empty for others)."""
+        if principal.kind != "user" or principal.id is None:
+            return {}
+        return await self.projects.roles_of_user(principal.id)
 
     async def repository_count(self, project: ProjectRow) -> int:
         async with self.db.read() as conn:

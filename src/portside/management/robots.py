@@ -10,7 +10,8 @@ from typing import Any
 from portside.auth.passwords import check_password_strength, generate_secret, hash_secret
 from portside.auth.principal import ROBOT_PREFIX
 from portside.errors import Invalid, NotFound
-from portside.metadata.accounts import AccountQueries, RobotRow
+from portside.metadata.accounts import AccountQueries
+from portside.metadata.accounts import RobotRow as RobotRow  # the row type the API shows
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 

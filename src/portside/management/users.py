@@ -8,7 +8,8 @@ from typing import Any
 
 from portside.auth.passwords import check_password_strength, hash_secret, verify_secret
 from portside.errors import Denied, Invalid, NotFound
-from portside.metadata.accounts import AccountQueries, UserRow
+from portside.metadata.accounts import AccountQueries
+from portside.metadata.accounts import UserRow as UserRow  # the row type the API shows
 from portside.metadata.database import Database
 
 USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,255}$")
