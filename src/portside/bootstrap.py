@@ -15,6 +15,8 @@ from portside.auth.sessions import SESSION_KEY_SETTING, generate_session_key
 from portside.auth.tokens import KEY_SETTING, generate_key_pem
 from portside.config import Settings
 from portside.errors import WriteConflict
+from portside.metadata.accounts import AccountQueries
+from portside.metadata.projects import ProjectQueries
 
 log = logging.getLogger("portside")
 ADMIN = "admin"
@@ -24,7 +26,8 @@ async def _bootstrap(settings: Settings) -> str | None:
     from portside.app import build  # the parent process execs the supervisor next, dropping it again
 
     services = await build(settings, signing=False)  # the keys are made here, so none are loaded
-    db, accounts, projects = services.db, services.accounts, services.projects
+    db = services.db
+    accounts, projects = AccountQueries(db), ProjectQueries(db)
     generated = None
     try:
         if await accounts.user_by_name(ADMIN) is None:

@@ -29,7 +29,6 @@ from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
 from portside.management.system import SystemService
 from portside.management.users import UserService
-from portside.metadata.accounts import AccountQueries
 from portside.metadata.audit import AuditQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
@@ -45,7 +44,6 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     listing: ListingService
-    accounts: AccountQueries
     projects: ProjectQueries
     access: AccessService
     tokens: TokenService | None
