@@ -43,6 +43,8 @@ def test_services_are_built_once_from_the_features_and_frozen(tmp_path: Path) ->
             services.tokens = None  # type: ignore[misc]
         assert set(job_handlers(services)) == {GC_TASK, RETENTION_TASK}
         assert set(services.scheduler.launchers) == {GC_VENDOR, RETENTION_VENDOR}
+        # The query objects the services share stay with the builder, out of the handlers' reach.
+        assert not hasattr(services, "accounts") and not hasattr(services, "statistics")
     finally:
         asyncio.run(services.db.close())
 

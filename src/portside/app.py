@@ -40,6 +40,7 @@ from portside.management.feature import LABELS
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
+from portside.management.system import SystemService
 from portside.management.users import UserService
 from portside.metadata.accounts import AccountQueries
 from portside.metadata.artifacts import ArtifactQueries
@@ -95,12 +96,13 @@ def _install_registry(b: ServiceBuilder) -> None:
     b.add("access", AccessService(accounts, projects, b.tokens, LoginThrottle()))
     b.add("audit", AuditRecorder(db, retention_days=settings.audit.retention_days,
                                  log_pulls=settings.audit.log_pulls))
-    b.add("project_admin", ProjectService(db, projects))
+    project_admin = ProjectService(db, projects)
+    b.add("project_admin", project_admin)
     b.add("user_admin", UserService(db, accounts))
     b.add("robot_admin", RobotService(db, accounts, projects))
     b.add("member_admin", MemberService(db, projects, accounts))
     b.add("audit_log", AuditQueries(db))
-    b.add("statistics", StatisticsQueries(db))
+    b.add("system", SystemService(db, StatisticsQueries(db), project_admin))
     b.add("artifacts", ArtifactService(ArtifactQueries(db), store, immutability=immutability))
     b.add("copier", ArtifactCopier(queries, ArtifactQueries(db), quotas=quotas, immutability=immutability))
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.auth.passwords import generate_secret, hash_secret
 from portside.auth.roles import Role
 from portside.auth.sessions import SESSION_KEY_SETTING, generate_session_key
 from portside.auth.tokens import KEY_SETTING, generate_key_pem
 from portside.config import Settings
+from portside.errors import WriteConflict
+from portside.metadata.accounts import AccountQueries
+from portside.metadata.projects import ProjectQueries
 
 log = logging.getLogger("portside")
 ADMIN = "admin"
@@ -25,7 +26,8 @@ async def _bootstrap(settings: Settings) -> str | None:
     from portside.app import build  # the parent process execs the supervisor next, dropping it again
 
     services = await build(settings, signing=False)  # the keys are made here, so none are loaded
-    db, accounts, projects = services.db, services.accounts, services.projects
+    db = services.db
+    accounts, projects = AccountQueries(db), ProjectQueries(db)
     generated = None
     try:
         if await accounts.user_by_name(ADMIN) is None:
@@ -40,7 +42,7 @@ async def _bootstrap(settings: Settings) -> str | None:
                         library = await projects.create(conn, "library", public=True, owner_id=user_id,
                                                         settings={"public": "true"})
                         await projects.add_member(conn, library, user_id, Role.PROJECT_ADMIN)
-            except IntegrityError:  # another replica created it first
+            except WriteConflict:  # another replica created it first
                 generated = None
         if settings.auth.token_key_file is None and await accounts.get_setting(KEY_SETTING) is None:
             await accounts.put_setting_once(KEY_SETTING, generate_key_pem())

@@ -18,9 +18,8 @@ if TYPE_CHECKING:  # the management commands import these when they run, so `ser
     from portside.management.projects import ProjectService
     from portside.management.robots import CreatedRobot, RobotService
     from portside.management.users import UserService
-    from portside.metadata.accounts import AccountQueries, UserRow
-    from portside.metadata.database import Database
-    from portside.metadata.projects import ProjectQueries, ProjectRow
+    from portside.metadata.accounts import UserRow
+    from portside.metadata.projects import ProjectRow
 
 app = typer.Typer(help="Portside: a private OCI container registry.", no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,13 +124,10 @@ T = TypeVar("T")
 class _Admin:
     """The management services over the database `serve` uses, for one command."""
 
-    accounts: AccountQueries
-    projects: ProjectQueries
     users: UserService
     project_admin: ProjectService
     robots: RobotService
     audit: AuditRecorder
-    db: Database
 
     def record(self, operation: str, resource_type: str, resource: str, project_id: int | None = None,
                detail: str = "") -> None:
@@ -156,8 +152,7 @@ def _administer(config: Path | None, data_dir: Path | None, action: Callable[[_A
         # The same services `serve` builds (whose database tells running servers to drop cached answers);
         # nothing here signs, so no keys are loaded.
         services = await build(settings, signing=False)
-        admin = _Admin(services.accounts, services.projects, services.user_admin, services.project_admin,
-                       services.robot_admin, services.audit, services.db)
+        admin = _Admin(services.user_admin, services.project_admin, services.robot_admin, services.audit)
         try:
             result = await action(admin)
             await admin.audit.flush()
@@ -225,8 +220,7 @@ def user_list(config: ConfigOption = None, data_dir: DataDirOption = None) -> No
     """List the local users."""
 
     async def action(a: _Admin) -> list[UserRow]:
-        async with a.db.read() as conn:
-            return await a.accounts.list_users(conn)
+        return await a.users.list_all()
 
     users = _administer(config, data_dir, action)
     typer.echo(f"{'ID':>5}  {'USERNAME':<32} {'ADMIN':<6} EMAIL")
@@ -265,8 +259,12 @@ def project_list(config: ConfigOption = None, data_dir: DataDirOption = None) ->
     """List the projects."""
 
     async def action(a: _Admin) -> list[tuple[ProjectRow, int]]:
-        async with a.db.read() as conn:
-            return [(p, await a.projects.repository_count(conn, p.id)) for p in await a.projects.all(conn)]
+        from portside.auth.principal import Principal
+
+        everyone = Principal("user", CLI_ACTOR, sysadmin=True)
+        every = await a.project_admin.list_visible(everyone)
+        details = await a.project_admin.details(everyone, every)
+        return [(p, details[p.id].repo_count) for p in every]
 
     rows = _administer(config, data_dir, action)
     typer.echo(f"{'ID':>5}  {'NAME':<32} {'PUBLIC':<7} REPOSITORIES")

@@ -153,6 +153,10 @@ class Conflict(PortsideError):
     pass
 
 
+class WriteConflict(Conflict):
+    """A write broke a unique or reference rule of the database: usually a concurrent writer got there first."""
+
+
 class NotFound(PortsideError):
     pass
 

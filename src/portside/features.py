@@ -86,4 +86,5 @@ class ServiceBuilder:
         missing = [f.name for f in fields(Services) if f.name not in self._made]
         if missing:
             raise LookupError(f"no feature adds the services {', '.join(missing)}")
-        return Services(**self._made)  # type: ignore[arg-type]
+        # What no field names (the query objects services share) stays here, out of the handlers' reach.
+        return Services(**{f.name: self._made[f.name] for f in fields(Services)})  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from portside.content.uploads import UploadService
 from portside.jobs.queue import JobQueue
 from portside.jobs.scheduler import Scheduler
 from portside.lifecycle.gc import GarbageCollector
+from portside.lifecycle.gc_jobs import GcService
 from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
 from portside.lifecycle.retention_jobs import RetentionRunner
@@ -26,12 +27,11 @@ from portside.management.labels import LabelService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
+from portside.management.system import SystemService
 from portside.management.users import UserService
-from portside.metadata.accounts import AccountQueries
 from portside.metadata.audit import AuditQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
-from portside.metadata.statistics import StatisticsQueries
 from portside.storage.ports import BlobStore
 
 
@@ -44,7 +44,6 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     listing: ListingService
-    accounts: AccountQueries
     projects: ProjectQueries
     access: AccessService
     tokens: TokenService | None
@@ -54,12 +53,13 @@ class Services:
     user_admin: UserService
     robot_admin: RobotService
     member_admin: MemberService
+    system: SystemService
     audit_log: AuditQueries
-    statistics: StatisticsQueries
     artifacts: ArtifactService
     jobs: JobQueue
     scheduler: Scheduler
     gc: GarbageCollector
+    gc_admin: GcService
     quotas: QuotaService
     immutability: ImmutabilityService
     retention: RetentionService

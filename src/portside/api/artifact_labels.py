@@ -16,8 +16,8 @@ from portside.api.params import Id, Int32
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
-from portside.metadata.artifacts import RepositoryRow
-from portside.metadata.projects import ProjectRow
+from portside.content.artifacts import RepositoryRow
+from portside.management.projects import ProjectRow
 from portside.services import Services
 
 router = APIRouter(tags=["artifact"])

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from portside.auth.principal import ANONYMOUS, Principal
 from portside.clientinfo import client_ip
 from portside.errors import Denied, NotFound, Unauthorized
-from portside.metadata.projects import ProjectRow
+from portside.management.projects import ProjectRow
 from portside.services import Services
 
 SESSION_COOKIE = "sid"

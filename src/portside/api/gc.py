@@ -15,9 +15,8 @@ from portside.api.params import Id
 from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.clientinfo import client_ip
-from portside.errors import Conflict, Invalid, NotFound
-from portside.jobs.queue import FINAL, ExecutionRow
-from portside.lifecycle.gc_jobs import GC_VENDOR
+from portside.errors import Invalid
+from portside.jobs.queue import ExecutionRow
 from portside.services import Services
 
 router = APIRouter(tags=["gc"])
@@ -59,7 +58,7 @@ def _history(e: ExecutionRow, schedule: dict[str, Any] | None = None) -> dict[st
 
 
 async def _schedule_obj(services: Services) -> dict[str, Any] | None:
-    s = await services.scheduler.get(GC_VENDOR, 0)
+    s = await services.gc_admin.schedule()
     if s is None:
         return None
     return {"type": s.schedule_type, "cron": s.cron, "next_scheduled_time": iso(s.next_run_at)}
@@ -69,22 +68,15 @@ async def _schedule_obj(services: Services) -> dict[str, Any] | None:
 async def list_gc(request: Request, response: Response, services: ServicesDep, principal: PrincipalDep,
                   paging: PagingDep) -> list[dict[str, Any]]:
     require_sysadmin(principal)
-    runs = await services.jobs.executions(GC_VENDOR)
+    runs = await services.gc_admin.runs()
     set_page_headers(request, response, paging, len(runs))
     return [_history(e) for e in paging.slice(runs)]
-
-
-async def _run(services: Services, gc_id: int) -> ExecutionRow:
-    e = await services.jobs.execution(gc_id)
-    if e is None or e.vendor_type != GC_VENDOR:
-        raise NotFound(f"garbage collection {gc_id} not found")
-    return e
 
 
 @router.get("/system/gc/schedule")
 async def get_gc_schedule(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     require_sysadmin(principal)
-    s = await services.scheduler.get(GC_VENDOR, 0)
+    s = await services.gc_admin.schedule()
     schedule = await _schedule_obj(services) or {"type": "None", "cron": ""}
     return {"id": s.id if s else 0, "job_name": "GARBAGE_COLLECTION", "schedule": schedule,
             "job_parameters": json.dumps(s.params if s else {}),
@@ -99,12 +91,9 @@ async def _set_schedule(request: Request, services: Services, principal: Any, bo
     services.audit.record(AuditEvent("update", "gc", body.schedule.type, principal.name,
                                      client_ip=client_ip(request)))
     if body.schedule.type == "Manual":
-        running = [e for e in await services.jobs.executions(GC_VENDOR) if e.status not in FINAL]
-        if running:
-            raise Conflict(f"garbage collection {running[0].id} is still running")
-        execution_id = await services.scheduler.launch(GC_VENDOR, 0, params, "MANUAL")
+        execution_id = await services.gc_admin.launch_manual(params)
         return Response(status_code=201, headers={"Location": f"/api/v2.0/system/gc/{execution_id}"})
-    await services.scheduler.set(GC_VENDOR, 0, body.schedule.type, body.schedule.cron, params)
+    await services.gc_admin.set_schedule(body.schedule.type, body.schedule.cron, params)
     return Response(status_code=201 if request.method == "POST" else 200)
 
 
@@ -123,19 +112,17 @@ async def update_gc_schedule(request: Request, body: ScheduleReq, services: Serv
 @router.get("/system/gc/{gc_id}")
 async def get_gc(gc_id: Id, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     require_sysadmin(principal)
-    return _history(await _run(services, gc_id))
+    return _history(await services.gc_admin.run(gc_id))
 
 
 @router.put("/system/gc/{gc_id}")
 async def stop_gc(gc_id: Id, services: ServicesDep, principal: PrincipalDep) -> Response:
     require_sysadmin(principal)
-    await _run(services, gc_id)
-    await services.jobs.stop(gc_id)
+    await services.gc_admin.stop(gc_id)
     return Response(status_code=200)
 
 
 @router.get("/system/gc/{gc_id}/log", response_class=PlainTextResponse)
 async def gc_log(gc_id: Id, services: ServicesDep, principal: PrincipalDep) -> str:
     require_sysadmin(principal)
-    await _run(services, gc_id)
-    return "".join(t.log for t in await services.jobs.tasks_of(gc_id))
+    return await services.gc_admin.log(gc_id)

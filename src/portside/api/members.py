@@ -16,7 +16,7 @@ from portside.auth.principal import Principal
 from portside.auth.roles import Role
 from portside.clientinfo import client_ip
 from portside.errors import Invalid
-from portside.metadata.projects import MemberRow, ProjectRow
+from portside.management.projects import MemberRow, ProjectRow
 from portside.services import Services
 
 router = APIRouter(tags=["member"])

@@ -12,7 +12,7 @@ from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
 from portside.errors import NotFound
-from portside.metadata.projects import ProjectRow
+from portside.management.projects import ProjectRow
 from portside.services import Services
 
 router = APIRouter(tags=["projectMetadata"])

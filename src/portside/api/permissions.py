@@ -42,10 +42,7 @@ async def grantable_permissions(services: ServicesDep, principal: PrincipalDep) 
 
 
 async def _administers_a_project(services: Services, principal: Principal) -> bool:
-    if principal.kind != "user" or principal.id is None:
-        return False
-    roles = await services.projects.roles_of_user(principal.id)
-    return Role.PROJECT_ADMIN in roles.values()
+    return Role.PROJECT_ADMIN in (await services.project_admin.roles_of(principal)).values()
 
 
 @router.get("/users/current/permissions")

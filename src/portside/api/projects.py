@@ -23,7 +23,7 @@ from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound
-from portside.metadata.projects import ProjectRow
+from portside.management.projects import ProjectDetails, ProjectRow
 from portside.services import Services
 
 router = APIRouter(tags=["project"])
@@ -39,29 +39,30 @@ class ProjectReq(BaseModel):
     registry_id: Int32 | None = None
 
 
-async def project_json(services: Services, principal: Principal, project: ProjectRow) -> dict[str, Any]:
-    async with services.db.read() as conn:
-        repo_count = await services.projects.repository_count(conn, project.id)
-    owner = await services.accounts.user_by_id(project.owner_id) if project.owner_id else None
-    role = None
-    if principal.kind == "user" and principal.id is not None:
-        role = await services.projects.role_of(project.id, principal.id)
+def project_json(principal: Principal, project: ProjectRow, details: ProjectDetails) -> dict[str, Any]:
+    role = details.role_id
     return {
         "project_id": project.id,
         "name": project.name,
         "owner_id": project.owner_id,
-        "owner_name": owner.username if owner else "",
+        "owner_name": details.owner_name,
         "creation_time": iso(project.created_at),
         "update_time": iso(project.updated_at),
         "deleted": False,
         "togglable": role == 1 or principal.sysadmin,
         "current_user_role_id": role or 0,
         "current_user_role_ids": [role] if role else [],
-        "repo_count": repo_count,
+        "repo_count": details.repo_count,
         "registry_id": 0,
         "metadata": {**project.settings, "public": str(project.public).lower()},
         "cve_allowlist": {"id": 0, "project_id": project.id, "items": [], "expires_at": None},
     }
+
+
+async def projects_json(services: Services, principal: Principal, page: list[ProjectRow]) -> list[dict[str, Any]]:
+    """A page of projects, at a constant number of queries."""
+    details = await services.project_admin.details(principal, page)
+    return [project_json(principal, p, details[p.id]) for p in page]
 
 
 def _audit(services: Services, request: Request, principal: Principal, operation: str, project: ProjectRow) -> None:
@@ -73,7 +74,7 @@ def _audit(services: Services, request: Request, principal: Principal, operation
 async def project_exists(services: ServicesDep, principal: PrincipalDep,
                          project_name: str = Query(...)) -> Response:
     require_signed_in(principal)
-    if await services.projects.by_name(project_name) is None:
+    if await services.project_admin.find(project_name) is None:
         raise NotFound(f"project {project_name} not found")
     return Response(status_code=200)
 
@@ -84,33 +85,24 @@ async def list_projects(request: Request, response: Response, services: Services
                         name: str | None = None, public: bool | None = None, owner: str | None = None,
                         with_detail: bool = True) -> list[dict[str, Any]]:
     terms = parse_q(q)
-    visible_ids = await services.access.visible_project_ids(principal)
-    async with services.db.read() as conn:
-        every = await services.projects.all(conn)
-    owners = {u.id: u.username for u in await _users(services)}
+    visible = await services.project_admin.list_visible(principal)
+    details = await services.project_admin.details(principal, visible)
     selected = []
-    for p in every:
-        if visible_ids is not None and p.id not in visible_ids:
-            continue
+    for p in visible:
+        owner_name = details[p.id].owner_name
         if name is not None and name not in p.name:
             continue
         if public is not None and p.public != public:
             continue
-        if owner is not None and owners.get(p.owner_id or 0) != owner:
+        if owner is not None and owner_name != owner:
             continue
-        fields = {"name": p.name, "public": str(p.public).lower(), "project_id": str(p.id),
-                  "owner": owners.get(p.owner_id or 0, "")}
+        fields = {"name": p.name, "public": str(p.public).lower(), "project_id": str(p.id), "owner": owner_name}
         if any(not term.matches(fields.get(key)) for key, term in terms.items() if key in fields):
             continue
         selected.append(p)
     selected = _sorted(selected, sort)
     set_page_headers(request, response, paging, len(selected))
-    return [await project_json(services, principal, p) for p in paging.slice(selected)]
-
-
-async def _users(services: Services) -> list[Any]:
-    async with services.db.read() as conn:
-        return await services.accounts.list_users(conn)
+    return [project_json(principal, p, details[p.id]) for p in paging.slice(selected)]
 
 
 def _sorted(items: list[ProjectRow], sort: str | None) -> list[ProjectRow]:
@@ -141,7 +133,7 @@ async def create_project(request: Request, body: ProjectReq, services: ServicesD
 async def get_project(project_name_or_id: str, services: ServicesDep, principal: PrincipalDep,
                       x_is_resource_name: IsResourceName = None) -> dict[str, Any]:
     project = await project_for(services, principal, project_name_or_id, "project:read", x_is_resource_name)
-    return await project_json(services, principal, project)
+    return (await projects_json(services, principal, [project]))[0]
 
 
 @router.put("/projects/{project_name_or_id}")
@@ -169,8 +161,7 @@ async def delete_project(request: Request, project_name_or_id: str, services: Se
 async def project_deletable(project_name_or_id: str, services: ServicesDep, principal: PrincipalDep,
                             x_is_resource_name: IsResourceName = None) -> dict[str, Any]:
     project = await project_for(services, principal, project_name_or_id, "project:delete", x_is_resource_name)
-    async with services.db.read() as conn:
-        count = await services.projects.repository_count(conn, project.id)
+    count = await services.project_admin.repository_count(project)
     if count:
         return {"deletable": False, "message": f"the project has {count} repositories"}
     return {"deletable": True, "message": ""}
@@ -180,11 +171,8 @@ async def project_deletable(project_name_or_id: str, services: ServicesDep, prin
 async def project_summary(project_name_or_id: str, services: ServicesDep, principal: PrincipalDep,
                           x_is_resource_name: IsResourceName = None) -> dict[str, Any]:
     project = await project_for(services, principal, project_name_or_id, "project:read", x_is_resource_name)
-    async with services.db.read() as conn:
-        count = await services.projects.repository_count(conn, project.id)
-        members = await services.projects.list_members(conn, project.id)
+    count, by_role = await services.project_admin.summary(project)
     used = await services.quotas.usage(project.id)
-    by_role = {r: sum(1 for m in members if m.role_id == r) for r in range(1, 6)}
     return {
         "repo_count": count,
         "project_admin_count": by_role[1], "maintainer_count": by_role[4], "developer_count": by_role[2],

@@ -21,7 +21,7 @@ from portside.jobs.queue import ExecutionRow, TaskRow
 from portside.lifecycle import retention
 from portside.lifecycle.retention import Policy
 from portside.lifecycle.retention_jobs import RETENTION_VENDOR
-from portside.metadata.projects import ProjectRow
+from portside.management.projects import ProjectRow
 from portside.services import Services
 
 router = APIRouter(tags=["retention"])
@@ -34,7 +34,7 @@ async def _policy_for(services: Services, principal: Principal, policy_id: int,
                       permission: str) -> tuple[Policy, ProjectRow]:
     signed_in(principal)
     policy = await services.retention.get(policy_id)
-    project = await services.projects.by_id(policy.project_id)
+    project = await services.project_admin.find(policy.project_id)
     if project is None:
         raise NotFound(f"retention policy {policy_id} not found")
     await require_project_permission(services, principal, project, permission)
@@ -72,7 +72,7 @@ async def create_retention(request: Request, services: ServicesDep, principal: P
     signed_in(principal)
     raw = _body_object(body)
     parsed = retention.parse_policy(raw)  # validate first: the project comes from scope.ref
-    project = await services.projects.by_id(parsed.project_id)
+    project = await services.project_admin.find(parsed.project_id)
     if project is None:
         raise Invalid(f"scope.ref: project {parsed.project_id} not found")
     await require_project_permission(services, principal, project, "tag-retention:create")

@@ -25,8 +25,7 @@ from portside.auth.delegation import not_held
 from portside.auth.principal import ROBOT_PREFIX, Principal
 from portside.clientinfo import client_ip
 from portside.errors import Denied, Invalid, NotFound, Unauthorized
-from portside.management.robots import check_permissions
-from portside.metadata.accounts import RobotRow
+from portside.management.robots import RobotRow, check_permissions
 from portside.numbers import parse_int
 from portside.services import Services
 
@@ -107,7 +106,7 @@ async def _require(services: Services, principal: Principal, robot: RobotRow, pe
         if not principal.sysadmin:
             raise Denied("only system administrators may manage system robot accounts")
         return
-    project = await services.projects.by_id(robot.project_id)
+    project = await services.project_admin.find(robot.project_id)
     if project is None:
         raise NotFound(f"robot {robot.id} not found")
     try:
@@ -164,12 +163,10 @@ async def list_robots(request: Request, response: Response, services: ServicesDe
     project_id = _project_filter(terms)
     if project_id is not None:
         project = await project_for(services, principal, str(project_id), "robot:list", "false")
-        async with services.db.read() as conn:
-            robots = await services.accounts.list_robots(conn, project.id)
+        robots = await services.robot_admin.list_all(project.id)
     else:
         require_sysadmin(principal)
-        async with services.db.read() as conn:
-            robots = await services.accounts.list_robots(conn)
+        robots = await services.robot_admin.list_all()
     fields: dict[str, Callable[[RobotRow], object]] = {
         "level": lambda r: r.level, "name": lambda r: r.name, "description": lambda r: r.description}
     for key, term in terms.items():
@@ -196,7 +193,7 @@ async def create_robot(request: Request, body: RobotCreate, services: ServicesDe
         for entry in body.permissions:
             namespace = str(entry.get("namespace") or "")
             if entry.get("kind", "project") == "project" and namespace not in ("", "*") \
-                    and await services.projects.by_name(namespace) is None:
+                    and await services.project_admin.find(namespace) is None:
                 raise NotFound(f"project {namespace} not found")
     else:
         raise Invalid("level must be 'system' or 'project'")

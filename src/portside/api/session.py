@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Request, Response
 from portside.api.deps import CSRF_HEADER, SESSION_COOKIE, ServicesDep
 from portside.audit.recorder import AuditEvent
 from portside.clientinfo import client_ip
-from portside.errors import Unauthorized, Unsupported
+from portside.errors import NotFound, Unauthorized, Unsupported
 
 router = APIRouter(tags=["session"])
 
@@ -25,9 +25,10 @@ async def login(request: Request, services: ServicesDep, principal: str = Form(.
         raise
     if who.kind != "user":
         raise Unauthorized("robot accounts cannot sign in to the portal")
-    user = await services.accounts.user_by_id(who.id or 0)
-    if user is None:  # deleted while signing in
-        raise Unauthorized("invalid username or password")
+    try:
+        user = await services.user_admin.get(who.id or 0)
+    except NotFound:  # deleted while signing in
+        raise Unauthorized("invalid username or password") from None
     services.audit.record(AuditEvent("login", "login", "portal", who.name, client_ip=ip))
     token, session = services.sessions.issue(user.id, user.session_generation)
     response = Response(status_code=200, headers={CSRF_HEADER: session.csrf})

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from portside import __version__
 from portside.api.deps import PrincipalDep, ServicesDep, require_signed_in, require_sysadmin
-from portside.api.projects import project_json
+from portside.api.projects import projects_json
 from portside.api.timefmt import iso
 
 router = APIRouter(tags=["systeminfo"])
@@ -84,7 +84,7 @@ async def health(services: ServicesDep) -> dict[str, Any]:
         if not writable:
             raise OSError(f"{root} is not a writable directory")
 
-    components = [await _component("core", core), await _component("database", services.db.ping),
+    components = [await _component("core", core), await _component("database", services.system.ping),
                   await _component("storage", storage)]
     healthy = all(c["status"] == "healthy" for c in components)
     return {"status": "healthy" if healthy else "unhealthy", "components": components}
@@ -93,51 +93,27 @@ async def health(services: ServicesDep) -> dict[str, Any]:
 @router.get("/statistics")
 async def statistics(services: ServicesDep, principal: PrincipalDep) -> dict[str, int]:
     require_signed_in(principal)
-    visible = await services.access.visible_project_ids(principal)
-    async with services.db.read() as conn:
-        every = await services.projects.all(conn)
-        repo_counts = await services.statistics.repository_counts(conn)
-        storage = await services.statistics.storage_consumption(conn) if principal.sysadmin else 0
-    seen = [p for p in every if visible is None or p.id in visible]
-    public = [p for p in seen if p.public]
-    private = [p for p in seen if not p.public]
-    stats = {
-        "private_project_count": len(private),
-        "private_repo_count": sum(repo_counts.get(p.id, 0) for p in private),
-        "public_project_count": len(public),
-        "public_repo_count": sum(repo_counts.get(p.id, 0) for p in public),
-        "total_project_count": 0,
-        "total_repo_count": 0,
-        "total_storage_consumption": 0,
+    counts = await services.system.counts(principal)
+    return {
+        "private_project_count": counts.private_projects,
+        "private_repo_count": counts.private_repositories,
+        "public_project_count": counts.public_projects,
+        "public_repo_count": counts.public_repositories,
+        "total_project_count": counts.total_projects,
+        "total_repo_count": counts.total_repositories,
+        "total_storage_consumption": counts.total_storage,
     }
-    if principal.sysadmin:
-        stats["total_project_count"] = len(every)
-        stats["total_repo_count"] = sum(repo_counts.values())
-        stats["total_storage_consumption"] = storage
-    return stats
 
 
 @router.get("/search")
 async def search(services: ServicesDep, principal: PrincipalDep, q: str = Query(...)) -> dict[str, Any]:
-    text = q.strip()
-    visible = await services.access.visible_project_ids(principal)
-    async with services.db.read() as conn:
-        every = await services.projects.all(conn)
-        seen = {p.id: p for p in every if visible is None or p.id in visible}
-        hits = await services.statistics.search_repositories(conn, text, None if visible is None else set(seen),
-                                                             limit=SEARCH_LIMIT)
-    projects = [p for p in seen.values() if text.lower() in p.name.lower()][:SEARCH_LIMIT]
-    repositories = []
-    for hit in hits:
-        project = seen.get(hit.project_id or 0)
-        if project is None:
-            continue
-        repositories.append({
-            "project_id": project.id,
-            "project_name": project.name,
-            "project_public": project.public,
-            "repository_name": hit.name,
-            "pull_count": hit.pull_count,
-            "artifact_count": hit.artifact_count,
-        })
-    return {"project": [await project_json(services, principal, p) for p in projects], "repository": repositories}
+    projects, hits = await services.system.search(principal, q.strip(), SEARCH_LIMIT)
+    repositories = [{
+        "project_id": project.id,
+        "project_name": project.name,
+        "project_public": project.public,
+        "repository_name": hit.name,
+        "pull_count": hit.pull_count,
+        "artifact_count": hit.artifact_count,
+    } for project, hit in hits]
+    return {"project": await projects_json(services, principal, projects), "repository": repositories}

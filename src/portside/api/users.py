@@ -22,7 +22,7 @@ from portside.auth.passwords import verify_secret
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
 from portside.errors import Conflict, Denied, Invalid
-from portside.metadata.accounts import UserRow
+from portside.management.users import UserRow
 from portside.services import Services
 
 router = APIRouter(tags=["user"])
@@ -76,8 +76,7 @@ def _audit(services: Services, request: Request, principal: Principal, operation
 
 
 async def _all_users(services: Services) -> list[UserRow]:
-    async with services.db.read() as conn:
-        return await services.accounts.list_users(conn)
+    return await services.user_admin.list_all()
 
 
 async def _check_email(services: Services, email: str | None, user_id: int | None = None) -> None:
@@ -153,7 +152,7 @@ async def create_user(request: Request, body: UserCreationReq, services: Service
     require_sysadmin(principal)  # self-registration is off
     if not body.username:
         raise Invalid("username is required")
-    if await services.accounts.user_by_name(body.username) is not None:
+    if await services.user_admin.exists(body.username):
         raise Conflict(f"user {body.username!r} already exists")
     await _check_email(services, body.email)
     user = await services.user_admin.create(body.username, body.password, email=body.email,

@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio.to_thread
 
@@ -176,19 +177,11 @@ class AccessService:
 
     async def visible_project_ids(self, principal: Principal) -> set[int] | None:
         """Projects whose repositories this principal may list; None means all of them."""
-        if principal.sysadmin:
+        seen = project_visibility(principal)
+        if seen.everything:
             return None
         async with self.projects.db.read() as conn:
-            every = await self.projects.all(conn)
-        visible = {p.id for p in every if p.public}
-        if principal.kind == "user" and principal.id is not None:
-            visible |= set(await self.projects.roles_of_user(principal.id))
-        elif principal.kind == "robot":
-            names = {g.namespace for g in principal.grants if g.kind == "project"}
-            if "*" in names:
-                return None
-            visible |= {p.id for p in every if p.name in names}
-        return visible
+            return {p.id for p in await self.projects.visible(conn, **seen.as_query())}
 
     async def grant(self, principal: Principal, scopes: list[str]) -> list[Access]:
         """The token-protocol answer: of each requested scope, what this principal may actually do."""
@@ -208,6 +201,28 @@ class AccessService:
                 if ok:
                     granted.append(Access(kind, name, frozenset(ok)))
         return granted
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which projects a principal may see: all, or the public ones, those it is a member of and those named."""
+    everything: bool
+    member_id: int | None = None
+    names: frozenset[str] = frozenset()
+
+    def as_query(self) -> dict[str, Any]:
+        return {"everything": self.everything, "member_id": self.member_id, "names": self.names}
+
+
+def project_visibility(principal: Principal) -> Visibility:
+    if principal.sysadmin:
+        return Visibility(True)
+    if principal.kind == "user" and principal.id is not None:
+        return Visibility(False, member_id=principal.id)
+    if principal.kind == "robot":
+        names = frozenset(g.namespace for g in principal.grants if g.kind == "project")
+        return Visibility("*" in names, names=names)
+    return Visibility(False)
 
 
 def _parse_scope(scope: str) -> list[tuple[str, str, set[str]]]:

@@ -19,11 +19,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.errors import BlobUnknown, Conflict, InUse, Invalid, NotFound
-from portside.metadata.artifacts import ArtifactQueries, ArtifactRow, RepositoryRow, TagRow
+from portside.metadata.artifacts import ArtifactQueries, ArtifactRow, TagRow
+from portside.metadata.artifacts import RepositoryRow as RepositoryRow  # a row type the API shows
 from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
 from portside.oci.names import check_tag
@@ -380,17 +380,14 @@ class ArtifactService:
 
     async def create_tag(self, repo: RepositoryRow, reference: str, name: str) -> tuple[ArtifactRow, TagRow]:
         check_tag(name)
-        try:
-            async with self.db.write() as conn:
-                art = await self._resolve(conn, repo, reference)
-                existing = await self.queries.tag(conn, repo.id, name)
-                if existing is not None:
-                    where = "this artifact" if existing.manifest_id == art.id else "another artifact"
-                    raise Conflict(f"tag {name} already exists in {repo.name} (on {where})")
-                await self.queries.create_tag(conn, repo.id, name, art.id)
-                created = await self.queries.tag(conn, repo.id, name)
-        except IntegrityError:
-            raise Conflict(f"tag {name} already exists in {repo.name}") from None
+        async with self.db.write(conflict=f"tag {name} already exists in {repo.name}") as conn:
+            art = await self._resolve(conn, repo, reference)
+            existing = await self.queries.tag(conn, repo.id, name)
+            if existing is not None:
+                where = "this artifact" if existing.manifest_id == art.id else "another artifact"
+                raise Conflict(f"tag {name} already exists in {repo.name} (on {where})")
+            await self.queries.create_tag(conn, repo.id, name, art.id)
+            created = await self.queries.tag(conn, repo.id, name)
         assert created is not None
         return art, created
 

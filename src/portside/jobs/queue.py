@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 
+from portside.errors import Conflict
 from portside.metadata.database import Database
 from portside.metadata.models import Execution, Task, table
 
@@ -25,6 +26,14 @@ tasks = table(Task)
 
 PENDING, RUNNING, SUCCESS, ERROR, STOPPED = "Pending", "Running", "Success", "Error", "Stopped"
 FINAL = frozenset({SUCCESS, ERROR, STOPPED})
+
+
+class AlreadyRunning(Conflict):
+    """An execution of a kind that runs one at a time was asked for while another is unfinished."""
+
+    def __init__(self, vendor_type: str, execution_id: int) -> None:
+        super().__init__(f"{vendor_type} {execution_id} is still running")
+        self.execution_id = execution_id
 
 
 def now() -> datetime:
@@ -82,10 +91,22 @@ class JobQueue:
 
     async def submit(self, vendor_type: str, *, vendor_id: int = 0, trigger: str = "MANUAL",
                      params: dict[str, Any] | None = None,
-                     work: Sequence[tuple[str, dict[str, Any]]] = (), max_attempts: int = 3) -> int:
-        """Create an execution and its tasks in one transaction; returns the execution id."""
+                     work: Sequence[tuple[str, dict[str, Any]]] = (), max_attempts: int = 3,
+                     alone: bool = False) -> int:
+        """Create an execution and its tasks in one transaction; returns the execution id. With
+        `alone`, AlreadyRunning while an execution of `vendor_type` is unfinished: the check and the
+        insert hold the database's lock for that type (SQLite: the write lock), so of two racing
+        submits exactly one creates its execution."""
         ts = now()
         async with self.db.write(content=False) as conn:
+            if alone:
+                if self.db.dialect != "sqlite":
+                    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"alone:{vendor_type}"))))
+                running = (await conn.execute(select(executions.c.id).where(
+                    executions.c.vendor_type == vendor_type, executions.c.status.notin_(list(FINAL)))
+                    .order_by(executions.c.id).limit(1))).scalar()
+                if running is not None:
+                    raise AlreadyRunning(vendor_type, int(running))
             execution_id = int((await conn.execute(insert(executions).values(
                 vendor_type=vendor_type, vendor_id=vendor_id, status=PENDING if work else SUCCESS,
                 trigger=trigger, params=json.dumps(params or {}), result="{}", status_message="",

@@ -12,7 +12,7 @@ from portside.features import Feature, ServiceBuilder
 from portside.jobs.scheduler import Launcher, Scheduler
 from portside.jobs.worker import Handler
 from portside.lifecycle.gc import GarbageCollector
-from portside.lifecycle.gc_jobs import GC_TASK, GC_VENDOR, gc_handler, gc_launcher
+from portside.lifecycle.gc_jobs import GC_TASK, GC_VENDOR, GcService, gc_handler, gc_launcher
 from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
 from portside.lifecycle.retention_jobs import (
@@ -44,6 +44,7 @@ IMMUTABILITY = Feature("immutability", install=_install_immutability, routers=("
 
 def _install_gc(b: ServiceBuilder) -> None:
     b.add("gc", GarbageCollector(b.db, b.store))
+    b.add("gc_admin", GcService(b.jobs, b.get("scheduler", Scheduler)))
 
 
 def _gc_handlers(services: Services) -> Mapping[str, Handler]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.errors import Conflict, Invalid, NotFound
 from portside.jobs.queue import FINAL, JobQueue
 from portside.jobs.scheduler import Scheduler
@@ -51,16 +49,13 @@ class RetentionService:
         policy = parse_policy(raw)
         if await self.projects.by_id(policy.project_id) is None:
             raise Invalid(f"scope.ref: project {policy.project_id} not found")
-        try:
-            async with self.db.write() as conn:
-                existing = await self.queries.policy_of_project(conn, policy.project_id)
-                if existing is not None:
-                    raise Conflict(f"project {policy.project_id} already has retention policy {existing.id}; "
-                                   f"change it with PUT /api/v2.0/retentions/{existing.id}")
-                policy_id = await self.queries.create_policy(conn, policy.project_id, policy.as_json())
-                await self._set_metadata(conn, policy.project_id, str(policy_id))
-        except IntegrityError:
-            raise Conflict(f"project {policy.project_id} already has a retention policy") from None
+        async with self.db.write(conflict=f"project {policy.project_id} already has a retention policy") as conn:
+            existing = await self.queries.policy_of_project(conn, policy.project_id)
+            if existing is not None:
+                raise Conflict(f"project {policy.project_id} already has retention policy {existing.id}; "
+                               f"change it with PUT /api/v2.0/retentions/{existing.id}")
+            policy_id = await self.queries.create_policy(conn, policy.project_id, policy.as_json())
+            await self._set_metadata(conn, policy.project_id, str(policy_id))
         policy = policy.with_id(policy_id)
         await self._schedule(policy)
         return policy

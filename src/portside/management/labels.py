@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from portside.errors import Conflict, Invalid, NotFound
+from portside.errors import Conflict, Invalid, NotFound, WriteConflict
 from portside.metadata.artifacts import ArtifactRow
 from portside.metadata.database import Database
 from portside.metadata.labels import GLOBAL, PROJECT, LabelQueries, LabelRow
@@ -76,7 +75,7 @@ class LabelService:
                 await self._unique(conn, spec.name, owner, None)
                 label_id = await self.queries.create(conn, name=spec.name, description=spec.description,
                                                      color=spec.color, scope=scope, project_id=owner)
-        except IntegrityError:  # a concurrent create took the name, or the project was just deleted
+        except WriteConflict:  # a concurrent create took the name, or the project was just deleted
             async with self.db.read() as conn:
                 if await self.queries.by_name(conn, spec.name, owner) is None:
                     raise NotFound(f"project {project_id} not found") from None
@@ -85,15 +84,13 @@ class LabelService:
 
     async def update(self, label: LabelRow, spec: LabelSpec) -> LabelRow:
         spec = _checked(spec)
-        try:
-            async with self.db.write(content=False) as conn:
-                if await self.queries.label(conn, label.id) is None:
-                    raise NotFound(f"label {label.id} not found")
-                await self._unique(conn, spec.name, label.project_id, label.id)
-                await self.queries.update(conn, label.id, name=spec.name, description=spec.description,
-                                          color=spec.color)
-        except IntegrityError:
-            raise Conflict(f"a label named {spec.name!r} already exists in this scope") from None
+        taken = f"a label named {spec.name!r} already exists in this scope"
+        async with self.db.write(content=False, conflict=taken) as conn:
+            if await self.queries.label(conn, label.id) is None:
+                raise NotFound(f"label {label.id} not found")
+            await self._unique(conn, spec.name, label.project_id, label.id)
+            await self.queries.update(conn, label.id, name=spec.name, description=spec.description,
+                                      color=spec.color)
         return await self.get(label.id)
 
     async def _unique(self, conn: AsyncConnection, name: str, project_id: int | None, own_id: int | None) -> None:
@@ -117,7 +114,7 @@ class LabelService:
                 if await self.queries.is_on(conn, art.id, label_id):
                     raise Conflict(f"artifact {art.digest} already has label {label_id}")
                 await self.queries.add_to(conn, art.id, label_id)
-        except IntegrityError:  # added meanwhile, or the artifact or label just deleted
+        except WriteConflict:  # added meanwhile, or the artifact or label just deleted
             async with self.db.read() as conn:
                 if await self.queries.is_on(conn, art.id, label_id):
                     raise Conflict(f"artifact {art.digest} already has label {label_id}") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.auth.roles import Role
 from portside.errors import Conflict, Invalid, NotFound
 from portside.metadata.accounts import AccountQueries, UserRow
@@ -52,13 +50,11 @@ class MemberService:
 
     async def add(self, project: ProjectRow, user: UserRow, role_id: int | None) -> MemberRow:
         role = check_role(role_id)
-        try:
-            async with self.db.write() as conn:
-                if await self.projects.role_of(project.id, user.id) is not None:
-                    raise Conflict(f"{user.username} is already a member of project {project.name}")
-                member_id = await self.projects.add_member(conn, project.id, user.id, role)
-        except IntegrityError:
-            raise Conflict(f"{user.username} is already a member of project {project.name}") from None
+        already = f"{user.username} is already a member of project {project.name}"
+        async with self.db.write(conflict=already) as conn:
+            if await self.projects.role_of(project.id, user.id) is not None:
+                raise Conflict(already)
+            member_id = await self.projects.add_member(conn, project.id, user.id, role)
         return await self.get(project, member_id)
 
     async def set_role(self, project: ProjectRow, member: MemberRow, role_id: int | None) -> MemberRow:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
+from portside.auth.access import project_visibility
 from portside.auth.principal import Principal
 from portside.auth.roles import Role
-from portside.errors import Conflict, Invalid, NotEmpty, NotFound
+from portside.errors import Conflict, Invalid, NotEmpty, NotFound, WriteConflict
 from portside.metadata.database import Database
-from portside.metadata.projects import ProjectQueries, ProjectRow
+from portside.metadata.projects import MemberRow as MemberRow  # the row types the API shows
+from portside.metadata.projects import ProjectDetails as ProjectDetails
+from portside.metadata.projects import ProjectQueries
+from portside.metadata.projects import ProjectRow as ProjectRow
 from portside.numbers import INT64_MAX, INT64_MIN, parse_int
 
 PROJECT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -79,17 +81,15 @@ class ProjectService:
         if storage_limit is not None and not -1 <= storage_limit <= INT64_MAX:
             raise Invalid("storage_limit must be -1 (unlimited) or a number of bytes")
         owner_id = owner.id if owner is not None and owner.kind == "user" else None
-        try:
-            async with self.db.write() as conn:
-                if await self.projects.by_name(name, conn) is not None:
-                    raise Conflict(f"project {name!r} already exists")
-                project_id = await self.projects.create(conn, name, public=is_public, owner_id=owner_id,
-                                                        settings=settings,
-                                                        storage_limit=-1 if storage_limit is None else storage_limit)
-                if owner_id is not None:
-                    await self.projects.add_member(conn, project_id, owner_id, Role.PROJECT_ADMIN)
-        except IntegrityError:
-            raise Conflict(f"project {name!r} already exists") from None
+        already = f"project {name!r} already exists"
+        async with self.db.write(conflict=already) as conn:
+            if await self.projects.by_name(name, conn) is not None:
+                raise Conflict(already)
+            project_id = await self.projects.create(conn, name, public=is_public, owner_id=owner_id,
+                                                    settings=settings,
+                                                    storage_limit=-1 if storage_limit is None else storage_limit)
+            if owner_id is not None:
+                await self.projects.add_member(conn, project_id, owner_id, Role.PROJECT_ADMIN)
         found = await self.projects.by_id(project_id)
         assert found is not None
         return found
@@ -101,10 +101,44 @@ class ProjectService:
             async with self.db.write() as conn:
                 if await self.projects.by_name(name, conn) is None:
                     await self.projects.create(conn, name, public=False, owner_id=owner_id)
-        except IntegrityError:  # a concurrent first push created it (PostgreSQL does not lock the check)
+        except WriteConflict:  # a concurrent first push created it (PostgreSQL does not lock the check)
             async with self.db.read() as conn:
                 if await self.projects.by_name(name, conn) is None:
                     raise
+
+    async def list_visible(self, principal: Principal) -> list[ProjectRow]:
+        """The projects this principal may see, by name."""
+        async with self.db.read() as conn:
+            return await self.projects.visible(conn, **project_visibility(principal).as_query())
+
+    async def details(self, principal: Principal, page: list[ProjectRow]) -> dict[int, ProjectDetails]:
+        """Owner, repository count and the principal's role for a page of projects, in one query."""
+        member_id = principal.id if principal.kind == "user" else None
+        async with self.db.read() as conn:
+            return await self.projects.details(conn, [p.id for p in page], member_id)
+
+    async def find(self, name_or_id: str | int) -> ProjectRow | None:
+        """The project of this name (a str) or id (an int), or None."""
+        if isinstance(name_or_id, int):
+            return await self.projects.by_id(name_or_id)
+        return await self.projects.by_name(name_or_id)
+
+    async def roles_of(self, principal: Principal) -> dict[int, int]:
+        """Project id -> the principal's role there (users only; empty for others)."""
+        if principal.kind != "user" or principal.id is None:
+            return {}
+        return await self.projects.roles_of_user(principal.id)
+
+    async def repository_count(self, project: ProjectRow) -> int:
+        async with self.db.read() as conn:
+            return await self.projects.repository_count(conn, project.id)
+
+    async def summary(self, project: ProjectRow) -> tuple[int, dict[int, int]]:
+        """The project's repository count and how many members hold each role."""
+        async with self.db.read() as conn:
+            count = await self.projects.repository_count(conn, project.id)
+            members = await self.projects.list_members(conn, project.id)
+        return count, {role: sum(1 for m in members if m.role_id == role) for role in Role}
 
     async def get(self, name_or_id: str, *, is_name: bool | None = None) -> ProjectRow:
         """Look up by name, or by id when the value is numeric (Harbor's X-Is-Resource-Name decides)."""

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.auth.passwords import check_password_strength, generate_secret, hash_secret
 from portside.auth.principal import ROBOT_PREFIX
-from portside.errors import Conflict, Invalid, NotFound
-from portside.metadata.accounts import AccountQueries, RobotRow
+from portside.errors import Invalid, NotFound
+from portside.metadata.accounts import AccountQueries
+from portside.metadata.accounts import RobotRow as RobotRow  # the row type the API shows
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 
@@ -105,17 +104,19 @@ class RobotService:
             raise Invalid(f"secret: {problem}")
         secret = secret or generate_secret()
         expires_at = None if duration == -1 else datetime.now(UTC) + timedelta(days=duration)
-        try:
-            async with self.db.write() as conn:
-                robot_id = await self.accounts.create_robot(
-                    conn, name=full_name, description=description, level=level, project_id=project_id,
-                    secret_hash=hash_secret(secret), duration=duration, expires_at=expires_at,
-                    permissions=permissions, creator=creator, disabled=disabled)
-        except IntegrityError:
-            raise Conflict(f"robot account {full_name!r} already exists") from None
+        async with self.db.write(conflict=f"robot account {full_name!r} already exists") as conn:
+            robot_id = await self.accounts.create_robot(
+                conn, name=full_name, description=description, level=level, project_id=project_id,
+                secret_hash=hash_secret(secret), duration=duration, expires_at=expires_at,
+                permissions=permissions, creator=creator, disabled=disabled)
         robot = await self.accounts.robot_by_id(robot_id)
         assert robot is not None
         return CreatedRobot(robot, secret)
+
+    async def list_all(self, project_id: int | None = None) -> list[RobotRow]:
+        """Every robot, or a project's."""
+        async with self.db.read() as conn:
+            return await self.accounts.list_robots(conn, project_id)
 
     async def get(self, robot_id: int) -> RobotRow:
         robot = await self.accounts.robot_by_id(robot_id)

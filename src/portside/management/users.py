@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from portside.auth.passwords import check_password_strength, hash_secret, verify_secret
-from portside.errors import Conflict, Denied, Invalid, NotFound
-from portside.metadata.accounts import AccountQueries, UserRow
+from portside.errors import Denied, Invalid, NotFound
+from portside.metadata.accounts import AccountQueries
+from portside.metadata.accounts import UserRow as UserRow  # the row type the API shows
 from portside.metadata.database import Database
 
 USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,255}$")
@@ -28,15 +27,19 @@ class UserService:
         problem = check_password_strength(password)
         if problem:
             raise Invalid(problem)
-        try:
-            async with self.db.write() as conn:
-                await self.accounts.create_user(conn, username, hash_secret(password), sysadmin=sysadmin,
-                                                email=email, realname=realname, comment=comment)
-        except IntegrityError:
-            raise Conflict(f"user {username!r} already exists") from None
+        async with self.db.write(conflict=f"user {username!r} already exists") as conn:
+            await self.accounts.create_user(conn, username, hash_secret(password), sysadmin=sysadmin,
+                                            email=email, realname=realname, comment=comment)
         user = await self.accounts.user_by_name(username)
         assert user is not None
         return user
+
+    async def list_all(self) -> list[UserRow]:
+        async with self.db.read() as conn:
+            return await self.accounts.list_users(conn)
+
+    async def exists(self, username: str) -> bool:
+        return await self.accounts.user_by_name(username) is not None
 
     async def get(self, user_id: int) -> UserRow:
         user = await self.accounts.user_by_id(user_id)

@@ -258,7 +258,7 @@ class ArtifactQueries:
         return TagRow(row.repository_id, row.name, row.manifest_id, row.updated_at) if row else None
 
     async def create_tag(self, conn: AsyncConnection, repo_id: int, name: str, manifest_id: int) -> None:
-        """A plain insert: raises IntegrityError when the repository already has the tag."""
+        """A plain insert: raises WriteConflict (from `Database.write`) when the repository already has the tag."""
         await conn.execute(insert(tags).values(repository_id=repo_id, name=name, manifest_id=manifest_id,
                                                updated_at=now()))
 

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from portside.errors import WriteConflict
 from portside.metadata.changes import CHANNEL, CONTENT_ONLY, ChangeCounter
 from portside.metadata.writer_lock import WriterLock
 
@@ -104,13 +106,24 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def write(self, *, content: bool = True, access: bool = True) -> AsyncIterator[AsyncConnection]:
-        """A transaction: committed when the block ends, rolled back when it raises.
+    async def write(self, *, content: bool = True, access: bool = True,
+                    conflict: str = "the change conflicts with one made meanwhile") -> AsyncIterator[AsyncConnection]:
+        """A transaction: committed when the block ends, rolled back when it raises. A broken unique or
+        reference rule raises WriteConflict with the `conflict` message, so callers never see the driver's
+        IntegrityError.
 
         `content=False` marks bookkeeping writes (pull times, audit, jobs) that change nothing the
         read caches hold, so they do not invalidate them. `access=False` marks writes of content
         only (blobs, manifests, tags): they leave projects, members and accounts alone, so the
         caches of those stay valid."""
+        try:
+            async with self._transaction(content, access) as conn:
+                yield conn
+        except IntegrityError:
+            raise WriteConflict(conflict) from None
+
+    @asynccontextmanager
+    async def _transaction(self, content: bool, access: bool) -> AsyncIterator[AsyncConnection]:
         if self.dialect != "sqlite":
             async with self.engine.begin() as conn:
                 yield conn

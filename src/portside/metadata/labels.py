@@ -81,7 +81,7 @@ class LabelQueries:
         return (await conn.execute(query)).first() is not None
 
     async def add_to(self, conn: AsyncConnection, manifest_id: int, label_id: int) -> None:
-        """A plain insert: raises IntegrityError when the artifact carries the label already."""
+        """A plain insert: raises WriteConflict (from `Database.write`) when the artifact carries the label already."""
         await conn.execute(insert(links).values(manifest_id=manifest_id, label_id=label_id, created_at=now()))
 
     async def remove_from(self, conn: AsyncConnection, manifest_id: int, label_id: int) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, false, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.metadata.changes import ACCESS
@@ -41,6 +41,14 @@ class MemberRow:
     user_id: int
     username: str
     role_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectDetails:
+    """What a project's JSON shows beyond its row, for one caller."""
+    owner_name: str
+    repo_count: int
+    role_id: int | None
 
 
 def _project(row: Any) -> ProjectRow:
@@ -94,6 +102,34 @@ class ProjectQueries:
 
     async def all(self, conn: AsyncConnection) -> list[ProjectRow]:
         return [_project(r) for r in await conn.execute(select(projects).order_by(projects.c.name))]
+
+    async def visible(self, conn: AsyncConnection, *, everything: bool, member_id: int | None,
+                      names: frozenset[str]) -> list[ProjectRow]:
+        """Projects by name: every one, or the public ones, those `member_id` is a member of and those named."""
+        query = select(projects).order_by(projects.c.name)
+        if not everything:
+            member_of = select(members.c.project_id).where(members.c.user_id == member_id)
+            query = query.where(or_(projects.c.public.is_(True),
+                                    projects.c.id.in_(member_of) if member_id is not None else false(),
+                                    projects.c.name.in_(sorted(names)) if names else false()))
+        return [_project(r) for r in await conn.execute(query)]
+
+    async def details(self, conn: AsyncConnection, project_ids: list[int],
+                      member_id: int | None) -> dict[int, ProjectDetails]:
+        """Owner name, repository count and `member_id`'s role of each project, in one query."""
+        if not project_ids:
+            return {}
+        repo_count = (select(func.count()).select_from(repos).where(repos.c.project_id == projects.c.id)
+                      .correlate(projects).scalar_subquery())
+        role = (select(members.c.role_id).where(members.c.project_id == projects.c.id,
+                                                members.c.user_id == member_id)
+                .correlate(projects).scalar_subquery())
+        query = (select(projects.c.id, users.c.username, repo_count.label("repo_count"), role.label("role_id"))
+                 .select_from(projects.outerjoin(users, users.c.id == projects.c.owner_id))
+                 .where(projects.c.id.in_(project_ids)))
+        return {r.id: ProjectDetails(r.username or "", int(r.repo_count or 0),
+                                     r.role_id if member_id is not None else None)
+                for r in await conn.execute(query)}
 
     async def repository_count(self, conn: AsyncConnection, project_id: int) -> int:
         q = select(func.count()).select_from(repos).where(repos.c.project_id == project_id)

@@ -101,7 +101,7 @@ async def authorize_catalog(request: Request, services: Services) -> Principal:
 
 
 async def ensure_project(services: Services, name: str, principal: Principal) -> None:
-    if await services.projects.by_name(name) is not None:
+    if await services.project_admin.find(name) is not None:
         return
     if services.settings.open_registry or services.settings.auth.auto_create_projects:
         await services.project_admin.create_on_push(name, principal.id)
