@@ -37,3 +37,15 @@ def parse_sort(sort: str | None) -> tuple[tuple[str, bool], ...]:
     """`sort=field1,-field2`: a comma list, `-` for descending."""
     fields = [f.strip() for f in (sort or "").split(",") if f.strip()]
     return tuple((f.lstrip("-").strip(), f.startswith("-")) for f in fields)
+
+
+def matches(term: Term, text: str) -> bool:
+    """`term` applied to a value computed outside SQL (text comparison)."""
+    if term.kind == "exact":
+        return text == term.values[0]
+    if term.kind == "fuzzy":
+        return term.values[0] in text
+    if term.kind == "any":
+        return text in term.values
+    low, high = term.values
+    return (not low or text >= low) and (not high or text <= high)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, String, and_, cast, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.errors import Invalid
@@ -58,7 +58,7 @@ class Listing:
 
     def conditions(self, query: ListQuery) -> list[ColumnElement[bool]]:
         self.check(query)
-        return [_condition(self.fields[t.key], t) for t in query.terms if t.key in self.fields]
+        return [condition(self.fields[t.key], t) for t in query.terms if t.key in self.fields]
 
     def order_by(self, query: ListQuery) -> list[ColumnElement[Any]]:
         self.check(query)
@@ -112,7 +112,8 @@ def _int(term: Term, text: str) -> int:
     return number
 
 
-def _condition(f: Field, term: Term) -> ColumnElement[bool]:
+def condition(f: Field, term: Term) -> ColumnElement[bool]:
+    """`term` as a SQL condition on the field."""
     if f.condition is not None:
         return f.condition(term)
     assert f.column is not None
@@ -122,8 +123,8 @@ def _condition(f: Field, term: Term) -> ColumnElement[bool]:
     if f.kind == "time":
         return _time_condition(column, term)
     if f.kind == "int":
-        if term.kind == "fuzzy":
-            raise Invalid(f"{term.key} is a number: filter it by a value, a range or a list")
+        if term.kind == "fuzzy":  # digits anywhere in the number
+            return cast(column, String).like(f"%{escape_like(term.values[0])}%", escape="\\")
         if term.kind == "range":
             low, high = term.values
             conds = [*([column >= _int(term, low)] if low else []), *([column <= _int(term, high)] if high else [])]
@@ -153,13 +154,17 @@ def _time_condition(column: ColumnElement[Any], term: Term) -> ColumnElement[boo
     raise Invalid(f"{term.key} takes a range: {term.key}=[2006-01-02 15:04:05~2006-01-03 15:04:05]")
 
 
+def ordered(listing: Listing, query: Select[Any], request: ListQuery,
+            extra: Sequence[ColumnElement[bool]] = ()) -> Select[Any]:
+    """`query` filtered by `request` (and `extra` conditions) and sorted, not paged."""
+    return query.where(and_(true(), *listing.conditions(request), *extra)).order_by(*listing.order_by(request))
+
+
 async def fetch_page(conn: AsyncConnection, listing: Listing, query: Select[Any], request: ListQuery,
                      extra: Sequence[ColumnElement[bool]] = ()) -> tuple[list[Any], int]:
     """One page of `query` filtered by `request` (and `extra` conditions), and the number of all matches."""
-    where = and_(true(), *listing.conditions(request), *extra)
-    filtered = query.where(where)
-    counted = filtered.with_only_columns(listing.unique, maintain_column_froms=True).subquery()
+    filtered = ordered(listing, query, request, extra)
+    counted = filtered.order_by(None).with_only_columns(listing.unique, maintain_column_froms=True).subquery()
     total = int((await conn.execute(select(func.count()).select_from(counted))).scalar_one())
-    rows = await conn.execute(filtered.order_by(*listing.order_by(request)).offset(request.offset)
-                              .limit(request.limit))
+    rows = await conn.execute(filtered.offset(request.offset).limit(request.limit))
     return list(rows), total
