@@ -52,7 +52,8 @@ def test_pages_are_cut_in_sql_with_a_total_and_a_stable_order(tmp_path: Path) ->
 def test_unknown_keys_are_refused_naming_the_allowed_ones(api: httpx.Client, project_name: str) -> None:
     assert api.post(f"{API}/projects", json={"project_name": project_name}).status_code == 201
     for url in (f"{API}/audit-logs", f"{API}/projects/{project_name}/logs",
-                f"{API}/projects/{project_name}/artifacts"):
+                f"{API}/projects/{project_name}/artifacts", f"{API}/projects/{project_name}/repositories",
+                f"{API}/repositories"):
         message = error_message(api.get(url, params={"sort": "-colour"}), 400)
         assert "colour" in message and "id" in message, message
         message = error_message(api.get(url, params={"q": "colour=blue"}), 400)

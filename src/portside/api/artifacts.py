@@ -369,28 +369,12 @@ async def list_project_artifacts(request: Request, response: Response, project_n
 
 @router.get("/projects/{project_name}/repositories")
 async def list_repositories(request: Request, response: Response, project_name: str, services: ServicesDep,
-                            principal: PrincipalDep, paging: PagingDep, q: str | None = None,
-                            sort: str | None = None) -> list[dict[str, Any]]:
-    project = await _project(services, principal, project_name, "repository:list")
-    ordered = select_repositories(await services.artifacts.repositories(project.id), q, sort)
-    return [repository_json(r) for r in _page(request, response, paging, ordered)]
-
-
-def select_repositories(repositories: list[RepositoryRow], q: str | None, sort: str | None) -> list[RepositoryRow]:
+                            principal: PrincipalDep, query: ListQueryDep) -> list[dict[str, Any]]:
     """Harbor's repository listing: `q` on name, id, times and counts; `sort`, newest first by default."""
-    terms = _terms(q, ("name", "id", "project_id", "creation_time", "update_time", "pull_count", "artifact_count"))
-    selected = []
-    for repo in repositories:
-        fields = {"name": repo.name, "id": str(repo.id), "project_id": str(repo.project_id),
-                  "creation_time": _qtime(repo.created_at), "update_time": _qtime(repo.updated_at),
-                  "pull_count": str(repo.pull_count), "artifact_count": str(repo.artifact_count)}
-        if all(term.matches(fields[key]) for key, term in terms.items()):
-            selected.append(repo)
-    keys: dict[str, Callable[[RepositoryRow], Any]] = {
-        "name": lambda r: r.name, "creation_time": lambda r: r.created_at, "update_time": lambda r: r.updated_at,
-        "pull_count": lambda r: r.pull_count, "artifact_count": lambda r: r.artifact_count, "id": lambda r: r.id,
-    }
-    return _sorted(selected, sort, keys, "-creation_time,-id")
+    project = await _project(services, principal, project_name, "repository:list")
+    rows, total = await services.artifacts.repository_page(query, {project.id})
+    set_list_headers(request, response, query, total)
+    return [repository_json(r) for r in rows]
 
 
 @router.get(REPO)

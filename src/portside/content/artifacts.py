@@ -159,13 +159,11 @@ class ArtifactService:
 
     # -- repositories --------------------------------------------------------------------------
 
-    async def repositories(self, project_id: int) -> list[RepositoryRow]:
+    async def repository_page(self, query: ListQuery, project_ids: Collection[int] | None,
+                              ) -> tuple[list[RepositoryRow], int]:
+        """One page of the repositories of the given projects (None: of every project), and their number."""
         async with self.db.read() as conn:
-            return await self.queries.repositories(conn, project_id)
-
-    async def repositories_in(self, project_ids: Collection[int] | None) -> list[RepositoryRow]:
-        async with self.db.read() as conn:
-            return await self.queries.repositories_in(conn, project_ids)
+            return await self.queries.repository_page(conn, query, project_ids)
 
     async def repository(self, project_id: int, name: str) -> RepositoryRow:
         async with self.db.read() as conn:

@@ -142,6 +142,23 @@ PROJECT_ARTIFACTS = Listing(
     REPOSITORY_ARTIFACTS.default_sort, manifests.c.id, passive=DERIVED)
 
 
+_counted = manifests.alias("counted")
+ARTIFACT_COUNT = (select(func.count()).select_from(_counted)
+                  .where(_counted.c.repository_id == repos.c.id, top_level(_counted)).scalar_subquery())
+REPOSITORIES = Listing(
+    "repositories",
+    fields={"name": Field(repos.c.name), "id": Field(repos.c.id, kind="int"),
+            "project_id": Field(repos.c.project_id, kind="int"),
+            "creation_time": Field(repos.c.created_at, kind="time"),
+            "update_time": Field(repos.c.updated_at, kind="time"),
+            "pull_count": Field(repos.c.pull_count, kind="int"), "artifact_count": Field(ARTIFACT_COUNT, kind="int")},
+    sortable={"name": repos.c.name, "creation_time": repos.c.created_at, "update_time": repos.c.updated_at,
+              "pull_count": repos.c.pull_count, "artifact_count": ARTIFACT_COUNT, "id": repos.c.id},
+    default_sort=(("creation_time", True), ("id", True)),
+    unique=repos.c.id,
+)
+
+
 def _artifact(row: Any) -> ArtifactRow:
     return ArtifactRow(
         row.id, row.repository_id, row.repository_name, row.project_id, row.digest, row.media_type,
@@ -162,22 +179,18 @@ class ArtifactQueries:
     # -- repositories --------------------------------------------------------------------------
 
     def _repositories(self) -> Select[Any]:
-        m = manifests.alias("counted")
-        count = (select(func.count()).select_from(m)
-                 .where(m.c.repository_id == repos.c.id, top_level(m)).scalar_subquery())
         return select(repos.c.id, repos.c.name, repos.c.project_id, repos.c.description, repos.c.pull_count,
-                      repos.c.created_at, repos.c.updated_at, count.label("artifact_count"))
+                      repos.c.created_at, repos.c.updated_at, ARTIFACT_COUNT.label("artifact_count"))
 
-    async def repositories(self, conn: AsyncConnection, project_id: int) -> list[RepositoryRow]:
-        query = self._repositories().where(repos.c.project_id == project_id).order_by(repos.c.id)
-        return [_repository(r) for r in await conn.execute(query)]
-
-    async def repositories_in(self, conn: AsyncConnection, project_ids: Collection[int] | None) -> list[RepositoryRow]:
-        """Repositories of the given projects (None: of every project)."""
-        query = self._repositories().where(repos.c.project_id.is_not(None))
+    async def repository_page(self, conn: AsyncConnection, query: ListQuery,
+                              project_ids: Collection[int] | None) -> tuple[list[RepositoryRow], int]:
+        """One page of the repositories of the given projects (None: of every project) and the number of
+        all matches."""
+        extra = [repos.c.project_id.is_not(None)]
         if project_ids is not None:
-            query = query.where(repos.c.project_id.in_(sorted(project_ids)))
-        return [_repository(r) for r in await conn.execute(query.order_by(repos.c.id))]
+            extra.append(repos.c.project_id.in_(sorted(project_ids)))
+        rows, total = await fetch_page(conn, REPOSITORIES, self._repositories(), query, extra)
+        return [_repository(r) for r in rows], total
 
     async def repository(self, conn: AsyncConnection, name: str) -> RepositoryRow | None:
         row = (await conn.execute(self._repositories().where(repos.c.name == name))).first()
