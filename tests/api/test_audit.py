@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from portside.audit.recorder import FLUSH_BATCH, AuditEvent, AuditRecorder
-from portside.metadata.audit import AuditFilter, AuditQueries
+from portside.listquery import ListQuery
+from portside.metadata.audit import AuditQueries
 from portside.metadata.database import Database, migrate
 from tests.api.accounts import API, Accounts, error_message, wait_for
 from tests.servers import RunningServer
@@ -146,7 +147,7 @@ def test_retention_purges_old_entries(tmp_path: Path) -> None:
             recorder.record(AuditEvent("pull", "artifact", "p/r:latest", "admin"))
             await recorder.flush()
             purged = await recorder.purge_expired()
-            rows, total = await AuditQueries(db).search(AuditFilter(), sort="op_time", limit=100)
+            rows, total = await AuditQueries(db).search(ListQuery(sort=(("op_time", False),), limit=100))
             again = await recorder.purge_expired()
             return purged, [r.resource for r in rows], total + again * 1000
         finally:
@@ -173,11 +174,11 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(tmp_path: Path
             for i in range(FLUSH_BATCH - 1):
                 recorder.record(AuditEvent("pull", "artifact", f"p/r:{i}", "admin"))
             await asyncio.sleep(0.5)
-            _, before = await AuditQueries(db).search(AuditFilter(), sort="op_time", limit=1)
+            _, before = await AuditQueries(db).search(ListQuery(sort=(("op_time", False),), limit=1))
             recorder.record(AuditEvent("pull", "artifact", "p/r:last", "admin"))
             for _ in range(100):
                 await asyncio.sleep(0.05)
-                _, after = await AuditQueries(db).search(AuditFilter(), sort="op_time", limit=1)
+                _, after = await AuditQueries(db).search(ListQuery(sort=(("op_time", False),), limit=1))
                 if after:
                     break
             return before, after

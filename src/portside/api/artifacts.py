@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
 from portside.api.labels import label_json
-from portside.api.pagination import Paging, PagingDep, set_page_headers
+from portside.api.pagination import ListQueryDep, Paging, PagingDep, set_list_headers, set_page_headers
 from portside.api.params import REPOSITORY_NAME
 from portside.api.query import Term, parse_q
 from portside.api.textguard import storable
@@ -29,9 +29,9 @@ from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
 from portside.content.artifacts import Accessory, Artifact, Candidate, Reference
 from portside.errors import Invalid
+from portside.listquery import ListQuery
 from portside.metadata.artifacts import ArtifactRow, RepositoryRow, TagRow
 from portside.metadata.projects import ProjectRow
-from portside.numbers import parse_int
 from portside.services import Services
 
 router = APIRouter(tags=["repository", "artifact"])
@@ -246,84 +246,11 @@ def _short(repo: RepositoryRow) -> str:
     return repo.name.partition("/")[2]
 
 
-ARTIFACT_Q = ("digest", "media_type", "manifest_media_type", "artifact_type", "type", "tags", "push_time",
-              "pull_time", "base", "labels", "id")
-ARTIFACT_SORT: dict[str, Callable[[Candidate], Any]] = {
-    "push_time": lambda c: c.row.pushed_at, "pull_time": lambda c: c.row.pulled_at, "id": lambda c: c.row.id,
-    "digest": lambda c: c.row.digest, "repository_name": lambda c: c.row.repository_name,
-}
-ARTIFACT_DEFAULT_SORT = "-push_time,-id"
-
-
-def _tags_match(term: Term, tags: list[TagRow]) -> bool:
-    """`tags=*` tagged, `tags=nil` untagged, `tags=v` / `tags=~v` / `tags={a b}` some tag matches."""
-    if term.kind == "exact" and term.value == "*":
-        return bool(tags)
-    if term.kind == "exact" and term.value == "nil":
-        return not tags
-    return any(term.matches(t.name) for t in tags)
-
-
-def _label_ids(term: Term) -> set[int]:
-    """`labels=(1 2)` or `labels=1`: the ids of labels an artifact must all carry (Harbor's AND list)."""
-    values = term.value if term.kind == "any" and isinstance(term.value, tuple) else (term.value,)
-    ids = {parse_int(v, low=1) if isinstance(v, str) else None for v in values}
-    if term.kind not in ("exact", "any") or None in ids:
-        raise Invalid("filter labels by id: labels=ID or labels=(ID1 ID2), the artifact carrying all of them")
-    return {i for i in ids if i is not None}
-
-
-def _select_artifacts(candidates: list[Candidate], terms: dict[str, Term],
-                      labelled: dict[int, set[int]] | None = None) -> list[Candidate]:
-    wanted_labels = _label_ids(terms["labels"]) if "labels" in terms else set()
-    selected = []
-    for c in candidates:
-        if wanted_labels and not wanted_labels <= (labelled or {}).get(c.row.id, set()):
-            continue
-        if "tags" in terms and not _tags_match(terms["tags"], c.tags):
-            continue
-        fields: dict[str, Any] = {
-            "digest": c.row.digest, "manifest_media_type": c.row.manifest_media_type,
-            "artifact_type": c.row.artifact_type, "push_time": _qtime(c.row.pushed_at),
-            "pull_time": _qtime(c.row.pulled_at), "id": str(c.row.id), "repository_name": c.row.repository_name,
-        }
-        if "media_type" in terms or "type" in terms:
-            fields["media_type"], fields["type"] = c.media_type, c.type
-        if any(not term.matches(fields.get(key)) for key, term in terms.items() if key in fields):
-            continue
-        selected.append(c)
-    return selected
-
-
-def _include_all(terms: dict[str, Term]) -> bool:
-    base = terms.get("base")
-    if base is None:
-        return False
-    if base.kind != "exact" or base.value != "*":
-        raise Invalid('the value of "base" can only be "*" (exact match)')
-    return True
-
-
-async def _artifact_page(request: Request, response: Response, services: Services, paging: Paging,
-                         candidates: list[Candidate], terms: dict[str, Term], sort: str | None,
-                         with_tag: bool, with_accessory: bool,
-                         latest_in_repository: bool = False, with_label: bool = False,
-                         with_immutable_status: bool = False) -> list[dict[str, Any]]:
-    labelled: dict[int, set[int]] = {}
-    if "labels" in terms:
-        carried = await services.labels.of_artifacts([c.row.id for c in candidates])
-        labelled = {art_id: {label.id for label in found} for art_id, found in carried.items()}
-    selected = _select_artifacts(candidates, terms, labelled)
-    if latest_in_repository and ("media_type" in terms or "artifact_type" in terms):
-        latest: dict[int, Candidate] = {}
-        for c in selected:
-            seen = latest.get(c.row.repository_id)
-            if seen is None or (_sortable(c.row.pushed_at), c.row.id) > (_sortable(seen.row.pushed_at), seen.row.id):
-                latest[c.row.repository_id] = c
-        selected = list(latest.values())
-    ordered = _sorted(selected, sort, ARTIFACT_SORT, ARTIFACT_DEFAULT_SORT)
-    page = _page(request, response, paging, ordered)
-    arts = await services.artifacts.assemble(page, with_accessory=with_accessory)
+async def _artifact_page(request: Request, response: Response, services: Services, query: ListQuery,
+                         candidates: list[Candidate], total: int, with_tag: bool, with_accessory: bool,
+                         with_label: bool = False, with_immutable_status: bool = False) -> list[dict[str, Any]]:
+    set_list_headers(request, response, query, total)
+    arts = await services.artifacts.assemble(candidates, with_accessory=with_accessory)
     immutable = await _immutable(services, with_tag and with_immutable_status, ((a.row, a.tags) for a in arts))
     labels = await _labels(services, [a.row.id for a in arts]) if with_label else {}
     return [artifact_json(a, with_tag=with_tag, immutable=immutable, labels=labels.get(a.row.id)) for a in arts]
@@ -415,31 +342,26 @@ async def delete_artifact(request: Request, project_name: str, repository_name: 
 
 @router.get(REPO + "/artifacts")
 async def list_artifacts(request: Request, response: Response, project_name: str, repository_name: str,
-                         services: ServicesDep, principal: PrincipalDep, paging: PagingDep, q: str | None = None,
-                         sort: str | None = None, with_tag: bool = True, with_label: bool = False,
-                         with_accessory: bool = False, with_immutable_status: bool = False) -> list[dict[str, Any]]:
+                         services: ServicesDep, principal: PrincipalDep, query: ListQueryDep, with_tag: bool = True,
+                         with_label: bool = False, with_accessory: bool = False,
+                         with_immutable_status: bool = False) -> list[dict[str, Any]]:
     _, repo = await _repository(services, principal, project_name, repository_name, "artifact:list")
-    terms = _terms(q, ARTIFACT_Q)
-    candidates = await services.artifacts.candidates(
-        repository_id=repo.id, include_all=_include_all(terms), with_content="media_type" in terms or "type" in terms)
-    return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
-                                with_accessory, with_label=with_label, with_immutable_status=with_immutable_status)
+    candidates, total = await services.artifacts.listing(query, repository_id=repo.id)
+    return await _artifact_page(request, response, services, query, candidates, total, with_tag, with_accessory,
+                                with_label, with_immutable_status)
 
 
 @router.get("/projects/{project_name_or_id}/artifacts")
 async def list_project_artifacts(request: Request, response: Response, project_name_or_id: str,
-                                 services: ServicesDep, principal: PrincipalDep, paging: PagingDep,
-                                 q: str | None = None, sort: str | None = None, with_tag: bool = True,
-                                 with_label: bool = False, with_accessory: bool = False,
+                                 services: ServicesDep, principal: PrincipalDep, query: ListQueryDep,
+                                 with_tag: bool = True, with_label: bool = False, with_accessory: bool = False,
                                  latest_in_repository: bool = False, with_immutable_status: bool = False,
                                  x_is_resource_name: IsResourceName = None) -> list[dict[str, Any]]:
     project = await project_for(services, principal, project_name_or_id, "artifact:list", x_is_resource_name)
-    terms = _terms(q, (*ARTIFACT_Q, "repository_name"))
-    candidates = await services.artifacts.candidates(
-        project_id=project.id, include_all=_include_all(terms),
-        with_content="media_type" in terms or "type" in terms)
-    return await _artifact_page(request, response, services, paging, candidates, terms, sort, with_tag,
-                                with_accessory, latest_in_repository, with_label, with_immutable_status)
+    candidates, total = await services.artifacts.listing(query, project_id=project.id,
+                                                         latest_in_repository=latest_in_repository)
+    return await _artifact_page(request, response, services, query, candidates, total, with_tag, with_accessory,
+                                with_label, with_immutable_status)
 
 
 # -- repositories -------------------------------------------------------------------------------
@@ -447,28 +369,12 @@ async def list_project_artifacts(request: Request, response: Response, project_n
 
 @router.get("/projects/{project_name}/repositories")
 async def list_repositories(request: Request, response: Response, project_name: str, services: ServicesDep,
-                            principal: PrincipalDep, paging: PagingDep, q: str | None = None,
-                            sort: str | None = None) -> list[dict[str, Any]]:
-    project = await _project(services, principal, project_name, "repository:list")
-    ordered = select_repositories(await services.artifacts.repositories(project.id), q, sort)
-    return [repository_json(r) for r in _page(request, response, paging, ordered)]
-
-
-def select_repositories(repositories: list[RepositoryRow], q: str | None, sort: str | None) -> list[RepositoryRow]:
+                            principal: PrincipalDep, query: ListQueryDep) -> list[dict[str, Any]]:
     """Harbor's repository listing: `q` on name, id, times and counts; `sort`, newest first by default."""
-    terms = _terms(q, ("name", "id", "project_id", "creation_time", "update_time", "pull_count", "artifact_count"))
-    selected = []
-    for repo in repositories:
-        fields = {"name": repo.name, "id": str(repo.id), "project_id": str(repo.project_id),
-                  "creation_time": _qtime(repo.created_at), "update_time": _qtime(repo.updated_at),
-                  "pull_count": str(repo.pull_count), "artifact_count": str(repo.artifact_count)}
-        if all(term.matches(fields[key]) for key, term in terms.items()):
-            selected.append(repo)
-    keys: dict[str, Callable[[RepositoryRow], Any]] = {
-        "name": lambda r: r.name, "creation_time": lambda r: r.created_at, "update_time": lambda r: r.updated_at,
-        "pull_count": lambda r: r.pull_count, "artifact_count": lambda r: r.artifact_count, "id": lambda r: r.id,
-    }
-    return _sorted(selected, sort, keys, "-creation_time,-id")
+    project = await _project(services, principal, project_name, "repository:list")
+    rows, total = await services.artifacts.repository_page(query, {project.id})
+    set_list_headers(request, response, query, total)
+    return [repository_json(r) for r in rows]
 
 
 @router.get(REPO)

@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 from fastapi import Depends, Request, Response
 
 from portside.api.params import Page, PageSize
+from portside.api.query import list_terms
+from portside.listquery import ListQuery, parse_sort
 
 T = TypeVar("T")
 
@@ -31,6 +33,18 @@ def paging(page: Page = 1, page_size: PageSize = 10) -> Paging:
 
 
 PagingDep = Annotated[Paging, Depends(paging)]
+
+
+def list_query(paging: PagingDep, q: str | None = None, sort: str | None = None) -> ListQuery:
+    """`q`, `sort`, `page` and `page_size` as one value for the listing's query (metadata/listing.py)."""
+    return ListQuery(list_terms(q), parse_sort(sort), paging.offset, paging.page_size)
+
+
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]
+
+
+def set_list_headers(request: Request, response: Response, query: ListQuery, total: int) -> None:
+    set_page_headers(request, response, Paging(query.offset // query.limit + 1, query.limit), total)
 
 
 def set_page_headers(request: Request, response: Response, paging: Paging, total: int) -> None:

@@ -7,6 +7,7 @@ from urllib.parse import unquote
 
 from portside.api.textguard import storable
 from portside.errors import Invalid
+from portside.listquery import Term as ListTerm
 from portside.numbers import parse_int
 
 
@@ -75,3 +76,16 @@ def _split(q: str) -> list[str]:
     if current:
         parts.append(current)
     return [p for p in (s.strip() for s in parts) if p]
+
+
+def _plain(value: str) -> str:
+    return value.strip().strip("'\"")
+
+
+def list_terms(q: str | None) -> tuple[ListTerm, ...]:
+    """`q` as the plain terms metadata/listing.py turns into SQL (quotes around values dropped)."""
+    out = []
+    for term in parse_q(q).values():
+        values = term.value if isinstance(term.value, tuple) else (term.value,)
+        out.append(ListTerm(term.key, term.kind, tuple(_plain(v) for v in values)))
+    return tuple(out)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.errors import BlobUnknown, Conflict, InUse, Invalid, NotFound
-from portside.metadata.artifacts import ArtifactQueries, ArtifactRow, TagRow
+from portside.listquery import ListQuery, matches
+from portside.metadata.artifacts import DERIVED, ArtifactQueries, ArtifactRow, TagRow
 from portside.metadata.artifacts import RepositoryRow as RepositoryRow  # a row type the API shows
 from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
@@ -94,6 +95,17 @@ class Candidate:
         return classify(self.row.manifest_media_type, _doc(self.content))[1] if self.content else ""
 
 
+def _latest_in_repository(candidates: list[Candidate]) -> list[Candidate]:
+    """The most recently pushed of each repository's candidates (the highest id among equals), in order."""
+    latest: dict[int, Candidate] = {}
+    for c in candidates:
+        seen = latest.get(c.row.repository_id)
+        if seen is None or (c.row.pushed_at, c.row.id) > (seen.row.pushed_at, seen.row.id):
+            latest[c.row.repository_id] = c
+    chosen = {id(c) for c in latest.values()}
+    return [c for c in candidates if id(c) in chosen]
+
+
 def _doc(content: bytes | None) -> dict[str, Any]:
     try:
         doc = json.loads(content or b"{}")
@@ -147,13 +159,11 @@ class ArtifactService:
 
     # -- repositories --------------------------------------------------------------------------
 
-    async def repositories(self, project_id: int) -> list[RepositoryRow]:
+    async def repository_page(self, query: ListQuery, project_ids: Collection[int] | None,
+                              ) -> tuple[list[RepositoryRow], int]:
+        """One page of the repositories of the given projects (None: of every project), and their number."""
         async with self.db.read() as conn:
-            return await self.queries.repositories(conn, project_id)
-
-    async def repositories_in(self, project_ids: Collection[int] | None) -> list[RepositoryRow]:
-        async with self.db.read() as conn:
-            return await self.queries.repositories_in(conn, project_ids)
+            return await self.queries.repository_page(conn, query, project_ids)
 
     async def repository(self, project_id: int, name: str) -> RepositoryRow:
         async with self.db.read() as conn:
@@ -176,19 +186,32 @@ class ArtifactService:
 
     # -- listing -------------------------------------------------------------------------------
 
-    async def candidates(self, *, repository_id: int | None = None, project_id: int | None = None,
-                         include_all: bool = False, with_content: bool = False) -> list[Candidate]:
-        """Artifacts of a repository or a whole project with their tags (top-level ones unless
-        `include_all`); `with_content` loads the manifests too (to filter on media type)."""
+    async def listing(self, query: ListQuery, *, repository_id: int | None = None, project_id: int | None = None,
+                      latest_in_repository: bool = False) -> tuple[list[Candidate], int]:
+        """One page of the artifacts of a repository or a project, with their tags, and the number of all
+        matches. Filtering, sorting and paging are SQL's, except for the types read from the manifests
+        (`media_type`, `type`) and `latest_in_repository`: those select among the SQL's matches here."""
+        latest = latest_in_repository and query.has("media_type", "artifact_type")
+        afterwards = query.has(*DERIVED) or latest
         async with self.db.read() as conn:
-            rows = await self.queries.artifacts(conn, repository_id=repository_id, project_id=project_id,
-                                                only_top_level=not include_all)
-            tag_rows = await self.queries.tags(conn, repository_id=repository_id, project_id=project_id)
-            contents = await self.queries.contents(conn, (r.id for r in rows)) if with_content else {}
+            rows, total = await self.queries.artifact_page(conn, query, repository_id=repository_id,
+                                                           project_id=project_id, everything=afterwards)
+            contents = await self.queries.contents(conn, (r.id for r in rows)) if query.has(*DERIVED) else {}
+            candidates = [Candidate(r, [], contents.get(r.id)) for r in rows]
+            if afterwards:
+                candidates = [c for c in candidates
+                              if all(matches(t, getattr(c, t.key)) for t in query.terms if t.key in DERIVED)]
+                if latest:
+                    candidates = _latest_in_repository(candidates)
+                total = len(candidates)
+                candidates = candidates[query.offset:query.offset + query.limit]
+            tag_rows = await self.queries.tags_of(conn, (c.row.id for c in candidates))
         by_manifest: dict[int, list[TagRow]] = {}
         for t in tag_rows:
             by_manifest.setdefault(t.manifest_id, []).append(t)
-        return [Candidate(r, by_manifest.get(r.id, []), contents.get(r.id)) for r in rows]
+        for c in candidates:
+            c.tags = by_manifest.get(c.row.id, [])
+        return candidates, total
 
     async def resolve(self, repo: RepositoryRow, reference: str) -> ArtifactRow:
         async with self.db.read() as conn:

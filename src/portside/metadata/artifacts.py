@@ -13,19 +13,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, insert, not_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, insert, not_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from portside.errors import Invalid
+from portside.listquery import ListQuery, Term
 from portside.metadata.database import Database
-from portside.metadata.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag, table
+from portside.metadata.listing import Field, Listing, condition, fetch_page, ordered
+from portside.metadata.models import (
+    ArtifactLabel,
+    Manifest,
+    ManifestReference,
+    Repository,
+    RepositoryBlob,
+    Tag,
+    table,
+)
 from portside.metadata.queries import now
+from portside.numbers import parse_int
 
 repos = table(Repository)
 manifests = table(Manifest)
 refs = table(ManifestReference)
 tags = table(Tag)
 links = table(RepositoryBlob)
+artifact_labels = table(ArtifactLabel)
 
 CHUNK = 500  # keep IN (...) lists well under every backend's bound-parameter limit
 
@@ -87,6 +100,65 @@ def top_level(m: Any) -> ColumnElement[bool]:
     return and_(not_(is_child), not_(is_accessory))
 
 
+def _tags_condition(term: Term) -> ColumnElement[bool]:
+    """`tags=*` tagged, `tags=nil` untagged, `tags=v` / `tags=~v` / `tags={a b}` some tag matches."""
+    tagged = exists().where(tags.c.manifest_id == manifests.c.id)
+    if term.kind == "exact" and term.values == ("*",):
+        return tagged
+    if term.kind == "exact" and term.values == ("nil",):
+        return not_(tagged)
+    return exists().where(tags.c.manifest_id == manifests.c.id, condition(Field(tags.c.name), term))
+
+
+def _labels_condition(term: Term) -> ColumnElement[bool]:
+    """`labels=(1 2)` or `labels=1`: the artifact carries every one of these labels (Harbor's AND list)."""
+    ids = {parse_int(v, low=1) for v in term.values}
+    if term.kind not in ("exact", "any") or None in ids or not ids:
+        raise Invalid("filter labels by id: labels=ID or labels=(ID1 ID2), the artifact carrying all of them")
+    return and_(true(), *(exists().where(artifact_labels.c.manifest_id == manifests.c.id,
+                                         artifact_labels.c.label_id == i) for i in sorted(i for i in ids if i)))
+
+
+def _base_condition(term: Term) -> ColumnElement[bool]:
+    if term.kind != "exact" or term.values != ("*",):
+        raise Invalid('the value of "base" can only be "*" (exact match)')
+    return true()  # every artifact, not just the top-level ones: see `artifact_page`
+
+
+_ARTIFACT_FIELDS = {
+    "digest": Field(manifests.c.digest), "manifest_media_type": Field(manifests.c.media_type),
+    "artifact_type": Field(manifests.c.artifact_type), "push_time": Field(manifests.c.pushed_at, kind="time"),
+    "pull_time": Field(manifests.c.pulled_at, kind="time"), "id": Field(manifests.c.id, kind="int"),
+    "tags": Field(condition=_tags_condition), "labels": Field(condition=_labels_condition),
+    "base": Field(condition=_base_condition),
+}
+_ARTIFACT_SORTABLE = {"push_time": manifests.c.pushed_at, "pull_time": manifests.c.pulled_at, "id": manifests.c.id,
+                      "digest": manifests.c.digest, "repository_name": repos.c.name}
+DERIVED = frozenset({"media_type", "type"})  # read from the manifest's content, filtered after the SQL
+REPOSITORY_ARTIFACTS = Listing("artifacts", _ARTIFACT_FIELDS, _ARTIFACT_SORTABLE, (("push_time", True), ("id", True)),
+                               manifests.c.id, passive=DERIVED)
+PROJECT_ARTIFACTS = Listing(
+    "artifacts", {**_ARTIFACT_FIELDS, "repository_name": Field(repos.c.name)}, _ARTIFACT_SORTABLE,
+    REPOSITORY_ARTIFACTS.default_sort, manifests.c.id, passive=DERIVED)
+
+
+_counted = manifests.alias("counted")
+ARTIFACT_COUNT = (select(func.count()).select_from(_counted)
+                  .where(_counted.c.repository_id == repos.c.id, top_level(_counted)).scalar_subquery())
+REPOSITORIES = Listing(
+    "repositories",
+    fields={"name": Field(repos.c.name), "id": Field(repos.c.id, kind="int"),
+            "project_id": Field(repos.c.project_id, kind="int"),
+            "creation_time": Field(repos.c.created_at, kind="time"),
+            "update_time": Field(repos.c.updated_at, kind="time"),
+            "pull_count": Field(repos.c.pull_count, kind="int"), "artifact_count": Field(ARTIFACT_COUNT, kind="int")},
+    sortable={"name": repos.c.name, "creation_time": repos.c.created_at, "update_time": repos.c.updated_at,
+              "pull_count": repos.c.pull_count, "artifact_count": ARTIFACT_COUNT, "id": repos.c.id},
+    default_sort=(("creation_time", True), ("id", True)),
+    unique=repos.c.id,
+)
+
+
 def _artifact(row: Any) -> ArtifactRow:
     return ArtifactRow(
         row.id, row.repository_id, row.repository_name, row.project_id, row.digest, row.media_type,
@@ -107,22 +179,18 @@ class ArtifactQueries:
     # -- repositories --------------------------------------------------------------------------
 
     def _repositories(self) -> Select[Any]:
-        m = manifests.alias("counted")
-        count = (select(func.count()).select_from(m)
-                 .where(m.c.repository_id == repos.c.id, top_level(m)).scalar_subquery())
         return select(repos.c.id, repos.c.name, repos.c.project_id, repos.c.description, repos.c.pull_count,
-                      repos.c.created_at, repos.c.updated_at, count.label("artifact_count"))
+                      repos.c.created_at, repos.c.updated_at, ARTIFACT_COUNT.label("artifact_count"))
 
-    async def repositories(self, conn: AsyncConnection, project_id: int) -> list[RepositoryRow]:
-        query = self._repositories().where(repos.c.project_id == project_id).order_by(repos.c.id)
-        return [_repository(r) for r in await conn.execute(query)]
-
-    async def repositories_in(self, conn: AsyncConnection, project_ids: Collection[int] | None) -> list[RepositoryRow]:
-        """Repositories of the given projects (None: of every project)."""
-        query = self._repositories().where(repos.c.project_id.is_not(None))
+    async def repository_page(self, conn: AsyncConnection, query: ListQuery,
+                              project_ids: Collection[int] | None) -> tuple[list[RepositoryRow], int]:
+        """One page of the repositories of the given projects (None: of every project) and the number of
+        all matches."""
+        extra = [repos.c.project_id.is_not(None)]
         if project_ids is not None:
-            query = query.where(repos.c.project_id.in_(sorted(project_ids)))
-        return [_repository(r) for r in await conn.execute(query.order_by(repos.c.id))]
+            extra.append(repos.c.project_id.in_(sorted(project_ids)))
+        rows, total = await fetch_page(conn, REPOSITORIES, self._repositories(), query, extra)
+        return [_repository(r) for r in rows], total
 
     async def repository(self, conn: AsyncConnection, name: str) -> RepositoryRow | None:
         row = (await conn.execute(self._repositories().where(repos.c.name == name))).first()
@@ -152,16 +220,25 @@ class ArtifactQueries:
             .select_from(manifests.join(repos, repos.c.id == manifests.c.repository_id))
         )
 
-    async def artifacts(self, conn: AsyncConnection, *, repository_id: int | None = None,
-                        project_id: int | None = None, only_top_level: bool = True) -> list[ArtifactRow]:
-        query = self._artifacts().order_by(manifests.c.id)
+    async def artifact_page(self, conn: AsyncConnection, query: ListQuery, *, repository_id: int | None = None,
+                            project_id: int | None = None, everything: bool = False,
+                            ) -> tuple[list[ArtifactRow], int]:
+        """One page of the artifacts of a repository or a project (top-level ones unless `base=*`) and
+        the number of all matches; `everything` ignores the paging (for filters applied afterwards)."""
+        listing = REPOSITORY_ARTIFACTS if repository_id is not None else PROJECT_ARTIFACTS
+        extra: list[ColumnElement[bool]] = []
         if repository_id is not None:
-            query = query.where(manifests.c.repository_id == repository_id)
+            extra.append(manifests.c.repository_id == repository_id)
         if project_id is not None:
-            query = query.where(repos.c.project_id == project_id)
-        if only_top_level:
-            query = query.where(top_level(manifests))
-        return [_artifact(r) for r in await conn.execute(query)]
+            extra.append(repos.c.project_id == project_id)
+        if not query.has("base"):
+            extra.append(top_level(manifests))
+        if everything:
+            rows = await conn.execute(ordered(listing, self._artifacts(), query, extra))
+            found = [_artifact(r) for r in rows]
+            return found, len(found)
+        rows, total = await fetch_page(conn, listing, self._artifacts(), query, extra)
+        return [_artifact(r) for r in rows], total
 
     async def artifact_by_digest(self, conn: AsyncConnection, repo_id: int, digest: str) -> ArtifactRow | None:
         row = (await conn.execute(self._artifacts().where(

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, true
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from portside.listquery import ListQuery
 from portside.metadata.database import Database
+from portside.metadata.listing import Field, Listing, fetch_page
 from portside.metadata.models import AuditLog, table
 
 audit_logs = table(AuditLog)
 
-# Columns a caller may filter and sort on.
+# What a caller may filter and sort on.
 TEXT_COLUMNS = ("operation", "resource", "resource_type", "username")
-SORTABLE = ("id", "op_time", *TEXT_COLUMNS)
+LISTING = Listing(
+    "audit logs",
+    fields={**{name: Field(audit_logs.c[name], ranges=False) for name in TEXT_COLUMNS},
+            "op_time": Field(audit_logs.c.op_time, kind="time")},
+    sortable={name: audit_logs.c[name] for name in ("id", "op_time", *TEXT_COLUMNS)},
+    default_sort=(("op_time", True),),
+    unique=audit_logs.c.id,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,47 +42,6 @@ class AuditRow:
     op_time: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class TextFilter:
-    """exact: value == column; fuzzy: value is a substring; any: column is one of `values`."""
-
-    kind: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFilter:
-    text: dict[str, TextFilter] = field(default_factory=dict)
-    since: datetime | None = None
-    until: datetime | None = None
-    project_ids: Collection[int] | None = None  # None: every entry; otherwise only these projects'
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = []
-    for name, term in f.text.items():
-        if name not in TEXT_COLUMNS:
-            raise ValueError(f"cannot filter the audit log on {name!r}")
-        column = audit_logs.c[name]
-        if term.kind == "fuzzy":
-            conds.append(column.like(f"%{_escape_like(term.values[0])}%", escape="\\"))
-        elif term.kind == "any":
-            conds.append(column.in_(term.values))
-        else:
-            conds.append(column == term.values[0])
-    if f.since is not None:
-        conds.append(audit_logs.c.op_time >= f.since)
-    if f.until is not None:
-        conds.append(audit_logs.c.op_time <= f.until)
-    if f.project_ids is not None:
-        conds.append(audit_logs.c.project_id.in_(sorted(f.project_ids)))
-    return conds
-
-
 def _row(r: Any) -> AuditRow:
     return AuditRow(r.id, r.project_id, r.operation, r.resource_type, r.resource, r.username, r.client_ip,
                     bool(r.success), r.op_time)
@@ -83,18 +51,13 @@ class AuditQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def search(self, f: AuditFilter, *, sort: str = "-op_time", offset: int = 0,
-                     limit: int = 10) -> tuple[list[AuditRow], int]:
-        """One page of matching entries and the number of all matching entries."""
-        key = sort.lstrip("-")
-        if key not in SORTABLE:
-            raise ValueError(f"cannot sort the audit log by {key!r}")
-        column = audit_logs.c[key]
-        order = [column.desc(), audit_logs.c.id.desc()] if sort.startswith("-") else [column.asc(), audit_logs.c.id]
-        where = and_(true(), *_conditions(f))
+    async def search(self, query: ListQuery, project_ids: Collection[int] | None = None,
+                     ) -> tuple[list[AuditRow], int]:
+        """One page of matching entries and the number of all matching entries; `project_ids` None means
+        every entry, otherwise only these projects'."""
+        extra = [] if project_ids is None else [audit_logs.c.project_id.in_(sorted(project_ids))]
         async with self.db.read() as conn:
-            total = int((await conn.execute(select(func.count()).select_from(audit_logs).where(where))).scalar_one())
-            rows = await conn.execute(select(audit_logs).where(where).order_by(*order).offset(offset).limit(limit))
+            rows, total = await fetch_page(conn, LISTING, select(audit_logs), query, extra)
             return [_row(r) for r in rows], total
 
     async def count(self, conn: AsyncConnection | None = None) -> int:

@@ -110,6 +110,8 @@ class Manifest(Base):
     __table_args__ = (
         UniqueConstraint("repository_id", "digest"),
         Index("ix_manifests_repository_id_subject_digest", "repository_id", "subject_digest"),
+        Index("ix_manifests_repository_id_pushed_at", "repository_id", "pushed_at"),  # listings, newest first
+        Index("ix_manifests_pushed_at", "pushed_at"),
     )
 
 
@@ -189,6 +191,7 @@ class AuditLog(Base):
     success: Mapped[bool] = mapped_column(Boolean, default=True)
     detail: Mapped[str] = mapped_column(Text, default="")
     op_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    __table_args__ = (Index("ix_audit_logs_project_id_op_time", "project_id", "op_time"),)  # a project's, newest first
 
 
 class SystemSetting(Base):
