@@ -36,6 +36,7 @@ from portside.lifecycle.feature import GC, IMMUTABILITY, QUOTAS, RETENTION
 from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
 from portside.logs import AccessLogMiddleware, configure_logging
+from portside.management.audit_log import AuditLogService
 from portside.management.feature import LABELS
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
@@ -101,7 +102,7 @@ def _install_registry(b: ServiceBuilder) -> None:
     b.add("user_admin", UserService(db, accounts))
     b.add("robot_admin", RobotService(db, accounts, projects))
     b.add("member_admin", MemberService(db, projects, accounts))
-    b.add("audit_log", AuditQueries(db))
+    b.add("audit_log", AuditLogService(db, AuditQueries(db), projects, b.get("access", AccessService)))
     b.add("system", SystemService(db, StatisticsQueries(db), project_admin))
     b.add("artifacts", ArtifactService(ArtifactQueries(db), store, immutability=immutability))
     b.add("copier", ArtifactCopier(queries, ArtifactQueries(db), quotas=quotas, immutability=immutability))

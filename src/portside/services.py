@@ -23,13 +23,13 @@ from portside.lifecycle.immutability import ImmutabilityService
 from portside.lifecycle.quotas import QuotaService
 from portside.lifecycle.retention_jobs import RetentionRunner
 from portside.lifecycle.retention_service import RetentionService
+from portside.management.audit_log import AuditLogService
 from portside.management.labels import LabelService
 from portside.management.members import MemberService
 from portside.management.projects import ProjectService
 from portside.management.robots import RobotService
 from portside.management.system import SystemService
 from portside.management.users import UserService
-from portside.metadata.audit import AuditQueries
 from portside.metadata.database import Database
 from portside.metadata.projects import ProjectQueries
 from portside.storage.ports import BlobStore
@@ -54,7 +54,7 @@ class Services:
     robot_admin: RobotService
     member_admin: MemberService
     system: SystemService
-    audit_log: AuditQueries
+    audit_log: AuditLogService
     artifacts: ArtifactService
     jobs: JobQueue
     scheduler: Scheduler
