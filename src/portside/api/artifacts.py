@@ -27,11 +27,10 @@ from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
-from portside.content.artifacts import Accessory, Artifact, Candidate, Reference
+from portside.content.artifacts import Accessory, Artifact, ArtifactRow, Candidate, Reference, RepositoryRow, TagRow
 from portside.errors import Invalid
 from portside.listquery import ListQuery
-from portside.metadata.artifacts import ArtifactRow, RepositoryRow, TagRow
-from portside.metadata.projects import ProjectRow
+from portside.management.projects import ProjectRow
 from portside.services import Services
 
 router = APIRouter(tags=["repository", "artifact"])

@@ -17,8 +17,7 @@ from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
 from portside.clientinfo import client_ip
 from portside.errors import Invalid
-from portside.management.labels import LabelSpec
-from portside.metadata.labels import GLOBAL, PROJECT, LabelRow
+from portside.management.labels import GLOBAL, PROJECT, LabelRow, LabelSpec
 from portside.services import Services
 
 router = APIRouter(tags=["label"])

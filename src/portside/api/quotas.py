@@ -18,8 +18,7 @@ from portside.api.timefmt import iso
 from portside.audit.recorder import AuditEvent
 from portside.clientinfo import client_ip
 from portside.errors import Invalid
-from portside.lifecycle.quotas import QuotaFilter
-from portside.metadata.quotas import QuotaRow
+from portside.lifecycle.quotas import QuotaFilter, QuotaRow
 
 router = APIRouter(tags=["quota"])
 

@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from portside.errors import BlobUnknown, Conflict, InUse, Invalid, NotFound
 from portside.listquery import ListQuery, matches
-from portside.metadata.artifacts import DERIVED, ArtifactQueries, ArtifactRow, TagRow
-from portside.metadata.artifacts import RepositoryRow as RepositoryRow  # a row type the API shows
+from portside.metadata.artifacts import DERIVED, ArtifactQueries
+from portside.metadata.artifacts import ArtifactRow as ArtifactRow  # the row types the API shows
+from portside.metadata.artifacts import RepositoryRow as RepositoryRow
+from portside.metadata.artifacts import TagRow as TagRow
 from portside.oci import mediatypes as mt
 from portside.oci.digest import Digest, looks_like_digest
 from portside.oci.names import check_tag

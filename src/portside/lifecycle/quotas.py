@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from portside.errors import Invalid, NotFound, QuotaExceeded
 from portside.metadata.changes import ACCESS
 from portside.metadata.database import Database
-from portside.metadata.quotas import QuotaQueries, QuotaRow
+from portside.metadata.quotas import QuotaQueries
+from portside.metadata.quotas import QuotaRow as QuotaRow  # the row type the API shows
 from portside.metadata.readcache import ReadCache
 from portside.numbers import INT64_MAX, parse_int
 from portside.oci import mediatypes as mt

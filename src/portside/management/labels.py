@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from portside.errors import Conflict, Invalid, NotFound, WriteConflict
 from portside.metadata.artifacts import ArtifactRow
 from portside.metadata.database import Database
-from portside.metadata.labels import GLOBAL, PROJECT, LabelQueries, LabelRow
+from portside.metadata.labels import GLOBAL as GLOBAL  # the scopes and row type the API shows
+from portside.metadata.labels import PROJECT as PROJECT
+from portside.metadata.labels import LabelQueries
+from portside.metadata.labels import LabelRow as LabelRow
 
 MAX_NAME, MAX_COLOR, MAX_DESCRIPTION = 128, 32, 2048
 SCOPES = (GLOBAL, PROJECT)
