@@ -12,9 +12,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from portside.api.artifact_labels import ARTIFACT, REPO, audit, repository_for
+from portside.api.artifact_labels import ARTIFACT, REPO, repository_for
 from portside.api.artifacts import repository_path_name
-from portside.api.deps import PrincipalDep, ServicesDep, project_for
+from portside.api.deps import PrincipalDep, ServicesDep, audit, project_for
 from portside.content.copy import SourceRef
 from portside.errors import Invalid, NotFound
 
@@ -32,7 +32,7 @@ async def copy_artifact(request: Request, project_name: str, repository_name: st
     ref = SourceRef.parse(source)
     await project_for(services, principal, ref.repository.partition("/")[0], "repository:pull", "true")
     copied = await services.copier.copy(ref, destination)
-    audit(services, request, principal, "create", "artifact", f"{destination}@{copied.digest}", project)
+    audit(services, request, principal, "create", "artifact", f"{destination}@{copied.digest}", project.id)
     short = destination.partition("/")[2]
     location = (f"/api/v2.0/projects/{project.name}/repositories/{quote(quote(short, safe=''), safe='')}"
                 f"/artifacts/{copied.digest}")

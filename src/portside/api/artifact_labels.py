@@ -11,11 +11,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from portside.api.artifacts import repository_path_name
-from portside.api.deps import PrincipalDep, ServicesDep, project_for
+from portside.api.deps import PrincipalDep, ServicesDep, audit, project_for
 from portside.api.params import Id, Int32
-from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
-from portside.clientinfo import client_ip
 from portside.content.artifacts import RepositoryRow
 from portside.management.projects import ProjectRow
 from portside.services import Services
@@ -38,11 +36,6 @@ async def repository_for(services: Services, principal: Principal, project_name:
     return project, repo
 
 
-def audit(services: Services, request: Request, principal: Principal, operation: str, resource_type: str,
-          resource: str, project: ProjectRow) -> None:
-    services.audit.record(AuditEvent(operation, resource_type, resource, principal.name, project.id,
-                                     client_ip=client_ip(request)))
-
 
 @router.post(ARTIFACT + "/labels")
 async def add_label(request: Request, project_name: str, repository_name: str, reference: str, body: LabelRef,
@@ -52,7 +45,7 @@ async def add_label(request: Request, project_name: str, repository_name: str, r
     art = await services.artifacts.resolve(repo, reference)
     label = await services.labels.add_to(art, body.id)
     audit(services, request, principal, "create", "artifact-label", f"{repo.name}@{art.digest} {label.name}",
-          project)
+          project.id)
     return Response(status_code=200)
 
 
@@ -63,5 +56,6 @@ async def remove_label(request: Request, project_name: str, repository_name: str
                                          "artifact-label:delete")
     art = await services.artifacts.resolve(repo, reference)
     await services.labels.remove_from(art, label_id)
-    audit(services, request, principal, "delete", "artifact-label", f"{repo.name}@{art.digest} {label_id}", project)
+    audit(services, request, principal, "delete", "artifact-label", f"{repo.name}@{art.digest} {label_id}",
+          project.id)
     return Response(status_code=200)

@@ -17,16 +17,14 @@ from urllib.parse import quote, unquote
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
+from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, audit, project_for
 from portside.api.labels import label_json
 from portside.api.pagination import ListQueryDep, Paging, PagingDep, set_list_headers, set_page_headers
 from portside.api.params import REPOSITORY_NAME
 from portside.api.query import Term, parse_q
 from portside.api.textguard import storable
 from portside.api.timefmt import iso
-from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
-from portside.clientinfo import client_ip
 from portside.content.artifacts import Accessory, Artifact, ArtifactRow, Candidate, Reference, RepositoryRow, TagRow
 from portside.errors import Invalid
 from portside.listquery import ListQuery
@@ -235,12 +233,6 @@ async def _immutable(services: Services, asked: bool, tagged: Iterable[tuple[Art
         (row.repository_id, row.repository_name, t.name) for row, tags in tagged for t in tags)
 
 
-def _audit(services: Services, request: Request, principal: Principal, operation: str, resource_type: str,
-           resource: str, project: ProjectRow) -> None:
-    services.audit.record(AuditEvent(operation, resource_type, resource, principal.name, project.id,
-                                     client_ip=client_ip(request)))
-
-
 def _short(repo: RepositoryRow) -> str:
     return repo.name.partition("/")[2]
 
@@ -286,7 +278,7 @@ async def create_tag(request: Request, project_name: str, repository_name: str, 
                      services: ServicesDep, principal: PrincipalDep) -> Response:
     project, repo = await _repository(services, principal, project_name, repository_name, "tag:create")
     _, tag = await services.artifacts.create_tag(repo, reference, body.name)
-    _audit(services, request, principal, "create", "tag", f"{repo.name}:{tag.name}", project)
+    audit(services, request, principal, "create", "tag", f"{repo.name}:{tag.name}", project.id)
     location = (f"/api/v2.0/projects/{project.name}/repositories/{quote(quote(_short(repo), safe=''), safe='')}"
                 f"/artifacts/{reference}/tags/{tag.name}")
     return Response(status_code=201, headers={"Location": location})
@@ -297,7 +289,7 @@ async def delete_tag(request: Request, project_name: str, repository_name: str, 
                      services: ServicesDep, principal: PrincipalDep) -> Response:
     project, repo = await _repository(services, principal, project_name, repository_name, "tag:delete")
     await services.artifacts.delete_tag(repo, reference, tag_name)
-    _audit(services, request, principal, "delete", "tag", f"{repo.name}:{tag_name}", project)
+    audit(services, request, principal, "delete", "tag", f"{repo.name}:{tag_name}", project.id)
     return Response(status_code=200)
 
 
@@ -335,7 +327,7 @@ async def delete_artifact(request: Request, project_name: str, repository_name: 
                           services: ServicesDep, principal: PrincipalDep) -> Response:
     project, repo = await _repository(services, principal, project_name, repository_name, "artifact:delete")
     deleted = await services.artifacts.delete(repo, reference)
-    _audit(services, request, principal, "delete", "artifact", f"{repo.name}@{deleted.digest}", project)
+    audit(services, request, principal, "delete", "artifact", f"{repo.name}@{deleted.digest}", project.id)
     return Response(status_code=200)
 
 
@@ -388,7 +380,7 @@ async def update_repository(request: Request, project_name: str, repository_name
                             services: ServicesDep, principal: PrincipalDep) -> Response:
     project, repo = await _repository(services, principal, project_name, repository_name, "repository:update")
     await services.artifacts.update_repository(repo, description=body.description)
-    _audit(services, request, principal, "update", "repository", repo.name, project)
+    audit(services, request, principal, "update", "repository", repo.name, project.id)
     return Response(status_code=200)
 
 
@@ -397,5 +389,5 @@ async def delete_repository(request: Request, project_name: str, repository_name
                             principal: PrincipalDep) -> Response:
     project, repo = await _repository(services, principal, project_name, repository_name, "repository:delete")
     await services.artifacts.delete_repository(repo)
-    _audit(services, request, principal, "delete", "repository", repo.name, project)
+    audit(services, request, principal, "delete", "repository", repo.name, project.id)
     return Response(status_code=200)

@@ -7,13 +7,14 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from portside.audit.recorder import AuditEvent
 from portside.auth.principal import ANONYMOUS, Principal
+from portside.auth.sessions import COOKIE as SESSION_COOKIE
 from portside.clientinfo import client_ip
 from portside.errors import Denied, NotFound, Unauthorized
 from portside.management.projects import ProjectRow
 from portside.services import Services
 
-SESSION_COOKIE = "sid"
 CSRF_HEADER = "X-Harbor-CSRF-Token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -94,6 +95,13 @@ async def project_for(services: Services, principal: Principal, name_or_id: str,
         raise
     await require_project_permission(services, principal, project, permission)
     return project
+
+
+def audit(services: Services, request: Request, principal: Principal, operation: str, resource_type: str,
+          resource: str, project_id: int | None) -> None:
+    """One audit entry for a change made through the API, with the caller's address."""
+    services.audit.record(AuditEvent(operation, resource_type, resource, principal.name, project_id,
+                                     client_ip=client_ip(request)))
 
 
 IsResourceName = Annotated[str | None, Header(alias="X-Is-Resource-Name")]

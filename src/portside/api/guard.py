@@ -17,12 +17,12 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portside.auth.sessions import COOKIE as SESSION_COOKIE
 from portside.clientinfo import client_ip
 from portside.errors import TooManyRequests, Unauthorized
 from portside.numbers import parse_int
 from portside.services import Services
 
-SESSION_COOKIE = "sid"  # as portside.api.deps (which imports FastAPI, so not from there)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

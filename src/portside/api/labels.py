@@ -8,14 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from portside.api.deps import PrincipalDep, ServicesDep, project_for, require_sysadmin
+from portside.api.deps import PrincipalDep, ServicesDep, audit, project_for, require_sysadmin
 from portside.api.pagination import PagingDep, set_page_headers
 from portside.api.params import Id, IdQuery, Int32
 from portside.api.query import parse_q
 from portside.api.timefmt import iso
-from portside.audit.recorder import AuditEvent
 from portside.auth.principal import Principal
-from portside.clientinfo import client_ip
 from portside.errors import Invalid
 from portside.management.labels import GLOBAL, PROJECT, LabelRow, LabelSpec
 from portside.services import Services
@@ -61,11 +59,6 @@ async def check_label_access(services: Services, principal: Principal, scope: st
     await project_for(services, principal, str(project_id or 0), PERMISSION[action], "false")
 
 
-def _audit(services: Services, request: Request, principal: Principal, operation: str, label: LabelRow) -> None:
-    services.audit.record(AuditEvent(operation, "label", label.name, principal.name, label.project_id,
-                                     client_ip=client_ip(request)))
-
-
 @router.get("/labels")
 async def list_labels(request: Request, response: Response, services: ServicesDep, principal: PrincipalDep,
                       paging: PagingDep, q: str | None = None, sort: str | None = None, name: str | None = None,
@@ -98,7 +91,7 @@ async def create_label(request: Request, body: LabelReq, services: ServicesDep,
     await check_label_access(services, principal, scope, body.project_id, "create")
     label = await services.labels.create(LabelSpec(body.name or "", body.description or "", body.color or ""),
                                          scope, body.project_id if scope == PROJECT else None)
-    _audit(services, request, principal, "create", label)
+    audit(services, request, principal, "create", "label", label.name, label.project_id)
     return Response(status_code=201, headers={"Location": f"/api/v2.0/labels/{label.id}"})
 
 
@@ -120,7 +113,7 @@ async def update_label(request: Request, label_id: Id, body: LabelReq, services:
                      label.description if body.description is None else body.description,
                      label.color if body.color is None else body.color)
     updated = await services.labels.update(label, spec)
-    _audit(services, request, principal, "update", updated)
+    audit(services, request, principal, "update", "label", updated.name, updated.project_id)
     return Response(status_code=200)
 
 
@@ -128,7 +121,7 @@ async def update_label(request: Request, label_id: Id, body: LabelReq, services:
 async def delete_label(request: Request, label_id: Id, services: ServicesDep, principal: PrincipalDep) -> Response:
     label = await _label(services, principal, label_id, "delete")
     await services.labels.delete(label)
-    _audit(services, request, principal, "delete", label)
+    audit(services, request, principal, "delete", "label", label.name, label.project_id)
     return Response(status_code=200)
 
 

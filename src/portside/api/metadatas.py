@@ -7,23 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request, Response
 
-from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, project_for
-from portside.audit.recorder import AuditEvent
-from portside.auth.principal import Principal
-from portside.clientinfo import client_ip
+from portside.api.deps import IsResourceName, PrincipalDep, ServicesDep, audit, project_for
 from portside.errors import NotFound
-from portside.management.projects import ProjectRow
-from portside.services import Services
 
 router = APIRouter(tags=["projectMetadata"])
 
 METADATAS = "/projects/{project_name_or_id}/metadatas"
 MetadataBody = Body(default_factory=dict)
-
-
-def _audit(services: Services, request: Request, principal: Principal, project: ProjectRow) -> None:
-    services.audit.record(AuditEvent("update", "project", project.name, principal.name, project.id,
-                                     client_ip=client_ip(request)))
 
 
 # Harbor's swagger lists the collection with a trailing slash; clients send either form.
@@ -42,7 +32,7 @@ async def add_metadatas(request: Request, project_name_or_id: str, services: Ser
                         x_is_resource_name: IsResourceName = None) -> Response:
     project = await project_for(services, principal, project_name_or_id, "metadata:create", x_is_resource_name)
     await services.project_admin.add_metadata(project, metadata)
-    _audit(services, request, principal, project)
+    audit(services, request, principal, "update", "project", project.name, project.id)
     return Response(status_code=200)
 
 
@@ -62,7 +52,7 @@ async def update_metadata(request: Request, project_name_or_id: str, meta_name: 
                           x_is_resource_name: IsResourceName = None) -> Response:
     project = await project_for(services, principal, project_name_or_id, "metadata:update", x_is_resource_name)
     await services.project_admin.set_metadata(project, meta_name, metadata)
-    _audit(services, request, principal, project)
+    audit(services, request, principal, "update", "project", project.name, project.id)
     return Response(status_code=200)
 
 
@@ -71,5 +61,5 @@ async def delete_metadata(request: Request, project_name_or_id: str, meta_name: 
                           principal: PrincipalDep, x_is_resource_name: IsResourceName = None) -> Response:
     project = await project_for(services, principal, project_name_or_id, "metadata:delete", x_is_resource_name)
     await services.project_admin.delete_metadata(project, meta_name)
-    _audit(services, request, principal, project)
+    audit(services, request, principal, "update", "project", project.name, project.id)
     return Response(status_code=200)

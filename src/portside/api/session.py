@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request, Response
 
-from portside.api.deps import CSRF_HEADER, SESSION_COOKIE, ServicesDep
+from portside.api.deps import CSRF_HEADER, ServicesDep
 from portside.audit.recorder import AuditEvent
+from portside.auth.sessions import COOKIE as SESSION_COOKIE
 from portside.clientinfo import client_ip
 from portside.errors import NotFound, Unauthorized, Unsupported
 

@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+COOKIE = "sid"  # the portal session cookie (Harbor's name)
 AUDIENCE = "portside-portal"
 SESSION_KEY_SETTING = "session_signing_key"
 _ALGORITHM = "HS256"
