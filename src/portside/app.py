@@ -118,6 +118,9 @@ def _registry_background(services: Services) -> list[Background]:
     return tasks
 
 
+# How long a stop waits for cancelled background tasks (flushers, job workers, the scheduler).
+BACKGROUND_STOP_SECONDS = 10
+
 REGISTRY = Feature(
     "registry",
     install=_install_registry,
@@ -195,8 +198,9 @@ async def running(services: Services, features: tuple[Feature, ...] = FEATURES, 
     finally:
         for task in background:
             task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if background:
+            # Bounded: a task that swallowed its cancellation must not hold the stop up for ever.
+            await asyncio.wait(background, timeout=BACKGROUND_STOP_SECONDS)
         await services.manifests.flush_pulls()
         await services.audit.flush()
         await services.db.close()

@@ -139,7 +139,7 @@ class Database:
                 try:
                     yield conn
                 except BaseException:
-                    await conn.exec_driver_sql("ROLLBACK")
+                    await _roll_back(conn)
                     raise
                 await conn.exec_driver_sql("COMMIT")
                 if content:  # before the next writer starts: it may decide from cached reads
@@ -159,6 +159,17 @@ class Database:
         await self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
+
+
+async def _roll_back(conn: AsyncConnection) -> None:
+    """End a failed SQLite transaction without hiding why it failed. A statement cancelled midway (a
+    graceful stop cancels background writers) makes SQLAlchemy invalidate the connection, and a plain
+    ROLLBACK then raises instead: closing the connection is what ends the transaction there. Masking
+    the CancelledError would also let the cancelled task carry on as if nothing had happened."""
+    try:
+        await conn.exec_driver_sql("ROLLBACK")
+    except Exception:
+        await conn.invalidate()  # closes the SQLite connection, which rolls back and frees the lock
 
 
 def migrate(url: str) -> None:
