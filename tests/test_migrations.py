@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from portside.metadata.database import migrate
-from portside.metadata.models import Base
+from portside.schema import all_tables
 
 
 def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
     try:
         with engine.connect() as conn:
             assert "uploads" not in inspect(conn).get_table_names()  # sessions live in the blob store
-            differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            differences = compare_metadata(MigrationContext.configure(conn), all_tables())
     finally:
         engine.dispose()
     assert differences == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from portside.metadata.models import Base
+from portside.schema import all_tables
 
 config = context.config
 url = config.attributes["url"]
@@ -13,7 +13,7 @@ engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=all_tables(),
         render_as_batch=url.get_backend_name() == "sqlite",
         compare_type=True,
     )
