@@ -2,8 +2,8 @@
 
 A feature is one `Feature` value, declared in its room (`lifecycle/feature.py`, `management/feature.py`):
 the services it adds, the /api/v2.0 routers it brings, the job handlers and schedule launchers it runs,
-and its background tasks. `app.FEATURES` lists them in order; the server, `portside worker` and the
-CLI all build from that one list, so a feature is wired once.
+its background tasks and its event subscribers. `app.FEATURES` lists them in order; the server,
+`portside worker` and the CLI all build from that one list, so a feature is wired once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from portside.config import Settings
+from portside.events.subscribers import Subscriber
 from portside.jobs.queue import JobQueue
 from portside.jobs.scheduler import Launcher
 from portside.jobs.worker import Handler
@@ -40,6 +41,10 @@ def _no_tasks(_: Services) -> list[Background]:
     return []
 
 
+def _no_subscribers(_: Services) -> list[Subscriber]:
+    return []
+
+
 @dataclass(frozen=True)
 class Feature:
     name: str
@@ -53,6 +58,8 @@ class Feature:
     launchers: Callable[[ServiceBuilder], Mapping[str, Launcher]] = _none
     # Coroutines run for as long as the services are (in each server worker and in `portside worker`).
     background: Callable[[Services], list[Background]] = _no_tasks
+    # What receives the domain's events after commit (see `portside.events.subscribers`).
+    subscribers: Callable[[Services], list[Subscriber]] = _no_subscribers
 
 
 class ServiceBuilder:
