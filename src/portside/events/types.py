@@ -51,6 +51,15 @@ def _new_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change, as the HTTP surfaces know it: domain services take one and put it in the
+    events they publish (`operator`, `client_ip`). Jobs act as themselves (`Actor("retention")`)."""
+
+    name: str
+    client_ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
     """One artifact an event is about."""
 
